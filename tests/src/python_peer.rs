@@ -1,0 +1,66 @@
+//! Runs the Python interop peers (real third-party libraries installed in a
+//! venv by `scripts/test.sh`) and exchanges JSON with them.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// The Python interpreter of the interop venv: `$INTEROP_PYTHON`, else the
+/// workspace's `.venv`. Panics with a clear message when neither exists:
+/// these tests must not pass silently without their peers.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("INTEROP_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the interop peers are not installed: run ./scripts/test.sh (it creates .venv) \
+         or set INTEROP_PYTHON to a Python with tests/interop/requirements.txt installed"
+    );
+    venv
+}
+
+/// A script in `tests/interop/`.
+pub fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("interop")
+        .join(name)
+}
+
+/// Runs `script` with a JSON array on stdin and returns the JSON array it
+/// prints. Panics (failing the test) on any protocol error.
+pub fn run_json(script_name: &str, requests: &[Value]) -> Vec<Value> {
+    let mut child = Command::new(python())
+        .arg(script(script_name))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the Python peer");
+    let input = serde_json::to_vec(requests).expect("encode requests");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&input)
+        .expect("write requests");
+    let out = child.wait_with_output().expect("run the Python peer");
+    assert!(
+        out.status.success(),
+        "Python peer failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "Python peer printed no JSON array ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(results.len(), requests.len(), "one result per request");
+    results
+}

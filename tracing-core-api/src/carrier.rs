@@ -1,0 +1,181 @@
+//! Carriers: where propagators write and read span contexts.
+//!
+//! OpenTracing names three formats. [`Format::HttpHeaders`] and
+//! [`Format::TextMap`] use the [`Injector`] / [`Extractor`] traits below,
+//! implemented for `http::HeaderMap`, `HashMap<String, String>` and
+//! `BTreeMap<String, String>`. The binary format uses byte buffers
+//! (`Tracer::inject_binary` / `Tracer::extract_binary`); propagators without a
+//! binary encoding return a clear "unsupported format" error.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// The text formats of OpenTracing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// HTTP headers: keys are case-insensitive and values must be valid
+    /// header values, so Jaeger URL-encodes baggage values.
+    HttpHeaders,
+    /// A plain string map: values are written as they are.
+    TextMap,
+}
+
+/// Something a propagator can write key/value pairs into.
+pub trait Injector {
+    /// Sets `key` to `value`, replacing earlier values. Pairs the carrier
+    /// cannot hold (an invalid header name or value) are skipped.
+    fn set(&mut self, key: &str, value: String);
+
+    /// Like [`set`](Self::set) for a key known at compile time; carriers may
+    /// use it to avoid parsing the key. `key` is lower-case ASCII.
+    fn set_static(&mut self, key: &'static str, value: String) {
+        self.set(key, value);
+    }
+}
+
+/// Something a propagator can read key/value pairs from.
+///
+/// Values are bytes: HTTP header values need not be UTF-8, and propagators
+/// must reject what they cannot parse rather than trust it.
+pub trait Extractor {
+    /// The value for `key` (lower-case), looked up case-insensitively.
+    fn get(&self, key: &str) -> Option<&[u8]>;
+
+    /// Calls `f` for every key/value pair.
+    fn for_each(&self, f: &mut dyn FnMut(&str, &[u8]));
+}
+
+impl Injector for HeaderMap {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::try_from(value),
+        ) {
+            self.insert(name, value);
+        }
+    }
+
+    fn set_static(&mut self, key: &'static str, value: String) {
+        // `from_static` panics on upper-case or invalid names; the contract
+        // of `set_static` is lower-case ASCII, but check rather than trust.
+        if key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !key.is_empty()
+        {
+            if let Ok(value) = HeaderValue::try_from(value) {
+                self.insert(HeaderName::from_static(key), value);
+            }
+        } else {
+            self.set(key, value);
+        }
+    }
+}
+
+impl Extractor for HeaderMap {
+    fn get(&self, key: &str) -> Option<&[u8]> {
+        HeaderMap::get(self, key).map(HeaderValue::as_bytes)
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
+        for (k, v) in self {
+            f(k.as_str(), v.as_bytes());
+        }
+    }
+}
+
+impl<S: BuildHasher> Injector for HashMap<String, String, S> {
+    fn set(&mut self, key: &str, value: String) {
+        self.insert(key.to_owned(), value);
+    }
+}
+
+impl<S: BuildHasher> Extractor for HashMap<String, String, S> {
+    fn get(&self, key: &str) -> Option<&[u8]> {
+        HashMap::get(self, key)
+            .or_else(|| {
+                self.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                    .map(|(_, v)| v)
+            })
+            .map(String::as_bytes)
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
+        for (k, v) in self {
+            f(k, v.as_bytes());
+        }
+    }
+}
+
+impl Injector for BTreeMap<String, String> {
+    fn set(&mut self, key: &str, value: String) {
+        self.insert(key.to_owned(), value);
+    }
+}
+
+impl Extractor for BTreeMap<String, String> {
+    fn get(&self, key: &str) -> Option<&[u8]> {
+        BTreeMap::get(self, key)
+            .or_else(|| {
+                self.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                    .map(|(_, v)| v)
+            })
+            .map(String::as_bytes)
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
+        for (k, v) in self {
+            f(k, v.as_bytes());
+        }
+    }
+}
+
+impl<T: Injector + ?Sized> Injector for &mut T {
+    fn set(&mut self, key: &str, value: String) {
+        (**self).set(key, value);
+    }
+    fn set_static(&mut self, key: &'static str, value: String) {
+        (**self).set_static(key, value);
+    }
+}
+
+impl<T: Extractor + ?Sized> Extractor for &T {
+    fn get(&self, key: &str) -> Option<&[u8]> {
+        (**self).get(key)
+    }
+    fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
+        (**self).for_each(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_map_carrier() {
+        let mut h = HeaderMap::new();
+        h.set_static("uber-trace-id", "a:b:0:1".into());
+        h.set("Uberctx-User", "x".into());
+        h.set("bad name", "x".into());
+        h.set("ok", "bad\nvalue".into());
+        assert_eq!(Extractor::get(&h, "uber-trace-id"), Some(&b"a:b:0:1"[..]));
+        assert_eq!(Extractor::get(&h, "uberctx-user"), Some(&b"x"[..]));
+        assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn map_carriers_are_case_insensitive() {
+        let mut m = HashMap::new();
+        m.insert("Uber-Trace-Id".to_owned(), "v".to_owned());
+        assert_eq!(Extractor::get(&m, "uber-trace-id"), Some(&b"v"[..]));
+        let mut b = BTreeMap::new();
+        Injector::set(&mut b, "k", "v".to_owned());
+        assert_eq!(Extractor::get(&b, "K"), Some(&b"v"[..]));
+    }
+}

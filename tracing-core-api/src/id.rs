@@ -1,0 +1,299 @@
+//! Trace and span identifiers, and the trace flags byte.
+
+use std::fmt;
+
+/// A 128-bit trace identifier.
+///
+/// Jaeger historically used 64-bit trace ids; such ids are 128-bit ids whose
+/// [`high`](TraceId::high) half is zero, and they are written as 16 hex
+/// digits in Jaeger and B3 headers (32 digits otherwise). W3C `traceparent`
+/// always carries all 32 digits. The zero id is invalid.
+///
+/// ```
+/// use opentracing_api::TraceId;
+/// let id = TraceId::from_u64(0xa1b2_c3d4);
+/// assert_eq!(id.to_string(), "00000000a1b2c3d4");
+/// assert_eq!(id.to_hex32(), "000000000000000000000000a1b2c3d4");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct TraceId(u128);
+
+impl TraceId {
+    /// The invalid, all-zero trace id.
+    pub const INVALID: TraceId = TraceId(0);
+
+    /// A trace id from its 128-bit value.
+    pub const fn from_u128(value: u128) -> Self {
+        TraceId(value)
+    }
+
+    /// A 64-bit trace id (high half zero).
+    pub const fn from_u64(low: u64) -> Self {
+        TraceId(low as u128)
+    }
+
+    /// A trace id from its high and low halves.
+    pub const fn from_parts(high: u64, low: u64) -> Self {
+        TraceId(((high as u128) << 64) | low as u128)
+    }
+
+    /// The 128-bit value.
+    pub const fn to_u128(self) -> u128 {
+        self.0
+    }
+
+    /// The high 64 bits (zero for a 64-bit id).
+    pub const fn high(self) -> u64 {
+        (self.0 >> 64) as u64
+    }
+
+    /// The low 64 bits.
+    pub const fn low(self) -> u64 {
+        self.0 as u64
+    }
+
+    /// Whether the id is non-zero.
+    pub const fn is_valid(self) -> bool {
+        self.0 != 0
+    }
+
+    /// Whether the id fits in 64 bits.
+    pub const fn is_64bit(self) -> bool {
+        self.high() == 0
+    }
+
+    /// 32 lowercase hex digits, as in W3C `traceparent`.
+    pub fn to_hex32(self) -> String {
+        let mut s = String::with_capacity(32);
+        push_hex_u128(&mut s, self.0);
+        s
+    }
+
+    /// Parses 1 to 32 hex digits (either case), left-padding shorter input
+    /// as the Jaeger wire specification requires of receivers.
+    ///
+    /// Returns `None` for empty, over-long or non-hex input. A zero id is
+    /// returned as is; check [`is_valid`](Self::is_valid).
+    pub fn from_hex(hex: &[u8]) -> Option<Self> {
+        if hex.is_empty() || hex.len() > 32 {
+            return None;
+        }
+        let mut v: u128 = 0;
+        for &b in hex {
+            v = (v << 4) | u128::from(hex_val(b)?);
+        }
+        Some(TraceId(v))
+    }
+}
+
+impl fmt::Display for TraceId {
+    /// 16 lowercase hex digits for a 64-bit id, 32 otherwise (Jaeger's form).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_64bit() {
+            write!(f, "{:016x}", self.low())
+        } else {
+            write!(f, "{:032x}", self.0)
+        }
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({self})")
+    }
+}
+
+/// A 64-bit span identifier. The zero id is invalid.
+///
+/// ```
+/// use opentracing_api::SpanId;
+/// assert_eq!(SpanId::from_u64(255).to_string(), "00000000000000ff");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SpanId(u64);
+
+impl SpanId {
+    /// The invalid, all-zero span id.
+    pub const INVALID: SpanId = SpanId(0);
+
+    /// A span id from its value.
+    pub const fn from_u64(value: u64) -> Self {
+        SpanId(value)
+    }
+
+    /// The 64-bit value.
+    pub const fn to_u64(self) -> u64 {
+        self.0
+    }
+
+    /// Whether the id is non-zero.
+    pub const fn is_valid(self) -> bool {
+        self.0 != 0
+    }
+
+    /// Parses 1 to 16 hex digits (either case), left-padding shorter input.
+    pub fn from_hex(hex: &[u8]) -> Option<Self> {
+        if hex.is_empty() || hex.len() > 16 {
+            return None;
+        }
+        let mut v: u64 = 0;
+        for &b in hex {
+            v = (v << 4) | u64::from(hex_val(b)?);
+        }
+        Some(SpanId(v))
+    }
+}
+
+impl fmt::Display for SpanId {
+    /// 16 lowercase hex digits.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpanId({self})")
+    }
+}
+
+/// The trace flags byte, with Jaeger's bit assignments.
+///
+/// Bit `0x01` is *sampled* (also W3C's and B3's), `0x02` is *debug* (forced
+/// sampling; B3's `X-B3-Flags: 1`, Jaeger's debug bit), `0x08` is Jaeger's
+/// *firehose*. Other bits are carried through untouched.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TraceFlags(u8);
+
+impl TraceFlags {
+    /// The sampled bit.
+    pub const SAMPLED: TraceFlags = TraceFlags(0x01);
+    /// The debug bit (forced sampling).
+    pub const DEBUG: TraceFlags = TraceFlags(0x02);
+    /// Jaeger's firehose bit.
+    pub const FIREHOSE: TraceFlags = TraceFlags(0x08);
+    /// No flags.
+    pub const NONE: TraceFlags = TraceFlags(0);
+
+    /// Flags from their byte.
+    pub const fn from_u8(bits: u8) -> Self {
+        TraceFlags(bits)
+    }
+
+    /// The byte.
+    pub const fn to_u8(self) -> u8 {
+        self.0
+    }
+
+    /// Whether the sampled bit is set.
+    pub const fn is_sampled(self) -> bool {
+        self.0 & 0x01 != 0
+    }
+
+    /// Whether the debug bit is set.
+    pub const fn is_debug(self) -> bool {
+        self.0 & 0x02 != 0
+    }
+
+    /// These flags with the sampled bit set or cleared.
+    pub const fn with_sampled(self, sampled: bool) -> Self {
+        if sampled {
+            TraceFlags(self.0 | 0x01)
+        } else {
+            TraceFlags(self.0 & !0x01)
+        }
+    }
+
+    /// These flags with the debug bit set or cleared.
+    pub const fn with_debug(self, debug: bool) -> Self {
+        if debug {
+            TraceFlags(self.0 | 0x02)
+        } else {
+            TraceFlags(self.0 & !0x02)
+        }
+    }
+}
+
+impl fmt::Debug for TraceFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "TraceFlags({:#04x}{}{})",
+            self.0,
+            if self.is_sampled() { " sampled" } else { "" },
+            if self.is_debug() { " debug" } else { "" }
+        )
+    }
+}
+
+pub(crate) const fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends exactly 16 lowercase hex digits.
+pub(crate) fn push_hex_u64(out: &mut String, v: u64) {
+    for shift in (0..16).rev() {
+        out.push(char::from(HEX[((v >> (shift * 4)) & 0xf) as usize]));
+    }
+}
+
+/// Appends exactly 32 lowercase hex digits.
+pub(crate) fn push_hex_u128(out: &mut String, v: u128) {
+    push_hex_u64(out, (v >> 64) as u64);
+    push_hex_u64(out, v as u64);
+}
+
+/// Appends a trace id as Jaeger and B3 write it: 16 digits when 64-bit.
+pub(crate) fn push_trace_id(out: &mut String, id: TraceId) {
+    if id.is_64bit() {
+        push_hex_u64(out, id.low());
+    } else {
+        push_hex_u128(out, id.to_u128());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_parsing_pads_and_rejects() {
+        assert_eq!(TraceId::from_hex(b"1"), Some(TraceId::from_u64(1)));
+        assert_eq!(
+            TraceId::from_hex(b"4bf92f3577b34da6a3ce929d0e0e4736"),
+            Some(TraceId::from_parts(
+                0x4bf9_2f35_77b3_4da6,
+                0xa3ce_929d_0e0e_4736
+            ))
+        );
+        assert_eq!(TraceId::from_hex(b""), None);
+        assert_eq!(TraceId::from_hex(&[b'1'; 33]), None);
+        assert_eq!(TraceId::from_hex(b"12g4"), None);
+        assert_eq!(
+            SpanId::from_hex(b"ABCDEF"),
+            Some(SpanId::from_u64(0x00ab_cdef))
+        );
+        assert_eq!(SpanId::from_hex(&[b'f'; 17]), None);
+    }
+
+    #[test]
+    fn display_forms() {
+        assert_eq!(TraceId::from_u64(0xabc).to_string(), "0000000000000abc");
+        assert_eq!(
+            TraceId::from_parts(1, 2).to_string(),
+            "00000000000000010000000000000002"
+        );
+        let mut s = String::new();
+        push_trace_id(&mut s, TraceId::from_parts(0, 0xff));
+        assert_eq!(s, "00000000000000ff");
+        assert!(TraceFlags::from_u8(3).is_debug());
+        assert_eq!(TraceFlags::NONE.with_sampled(true), TraceFlags::SAMPLED);
+    }
+}

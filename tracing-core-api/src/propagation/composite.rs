@@ -1,0 +1,203 @@
+//! Several propagators as one.
+
+use super::{ExtractError, InjectError, Propagator};
+use crate::{Extractor, Format, Injector, SpanContext};
+
+/// Injects every configured format; extracts the trace context from the
+/// *first* propagator (in the order given) that finds a valid one, and
+/// merges the baggage, debug id and sampling-only results of the others into
+/// it.
+///
+/// A malformed header in one format does not hide a valid one in another;
+/// the error is returned only when no propagator found a valid context.
+/// (OpenTelemetry's composite lets the last propagator win, which makes the
+/// order of `OTEL_PROPAGATORS` surprising; here the first listed wins.)
+///
+/// ```
+/// use std::collections::HashMap;
+/// use opentracing_api::{CompositePropagator, Format, JaegerPropagator, Propagator,
+///     TraceContextPropagator, W3CBaggagePropagator};
+/// let p = CompositePropagator::new(vec![
+///     Box::new(TraceContextPropagator::new()),
+///     Box::new(W3CBaggagePropagator::new()),
+///     Box::new(JaegerPropagator::new()),
+/// ]);
+/// let mut h = HashMap::new();
+/// h.insert("uber-trace-id".to_string(), "1:2:0:1".to_string());
+/// h.insert("baggage".to_string(), "tenant=acme".to_string());
+/// let cx = p.extract(Format::HttpHeaders, &h).unwrap().unwrap();
+/// assert_eq!(cx.span_id().to_u64(), 2);
+/// assert_eq!(cx.baggage_item("tenant"), Some("acme"));
+/// ```
+#[derive(Debug)]
+pub struct CompositePropagator {
+    propagators: Vec<Box<dyn Propagator>>,
+}
+
+impl CompositePropagator {
+    /// A composite of `propagators`, in priority order.
+    pub fn new(propagators: Vec<Box<dyn Propagator>>) -> Self {
+        CompositePropagator { propagators }
+    }
+
+    /// The propagators.
+    pub fn propagators(&self) -> &[Box<dyn Propagator>] {
+        &self.propagators
+    }
+}
+
+impl Propagator for CompositePropagator {
+    fn inject(&self, cx: &SpanContext, format: Format, carrier: &mut dyn Injector) {
+        for p in &self.propagators {
+            p.inject(cx, format, carrier);
+        }
+    }
+
+    fn extract(
+        &self,
+        format: Format,
+        carrier: &dyn Extractor,
+    ) -> Result<Option<SpanContext>, ExtractError> {
+        let mut found: Option<SpanContext> = None;
+        let mut partial: Option<SpanContext> = None;
+        let mut first_error = None;
+        for p in &self.propagators {
+            match p.extract(format, carrier) {
+                Ok(Some(cx)) if cx.is_valid() && found.is_none() => found = Some(cx),
+                Ok(Some(cx)) => {
+                    partial = Some(match partial {
+                        None => cx,
+                        Some(mut acc) => {
+                            acc.baggage_mut().merge_missing(cx.baggage());
+                            if acc.debug_id().is_none() && cx.debug_id().is_some() {
+                                acc = acc.with_debug_id(cx.debug_id());
+                            }
+                            acc
+                        }
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match (found, partial) {
+            (Some(mut cx), Some(extra)) => {
+                cx.baggage_mut().merge_missing(extra.baggage());
+                if cx.debug_id().is_none() && extra.debug_id().is_some() {
+                    cx = cx.with_debug_id(extra.debug_id());
+                }
+                Ok(Some(cx))
+            }
+            (Some(cx), None) => Ok(Some(cx)),
+            (None, partial) => match first_error {
+                Some(e) => Err(e),
+                None => Ok(partial),
+            },
+        }
+    }
+
+    fn inject_binary(&self, cx: &SpanContext, out: &mut Vec<u8>) -> Result<(), InjectError> {
+        let mut last = None;
+        for p in &self.propagators {
+            match p.inject_binary(cx, out) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(InjectError::UnsupportedFormat {
+            propagator: "composite",
+            format: "binary",
+        }))
+    }
+
+    fn extract_binary(&self, data: &[u8]) -> Result<Option<SpanContext>, ExtractError> {
+        let mut last = None;
+        for p in &self.propagators {
+            match p.extract_binary(data) {
+                Err(e @ ExtractError::UnsupportedFormat { .. }) => last = Some(e),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or(ExtractError::UnsupportedFormat {
+            propagator: "composite",
+            format: "binary",
+        }))
+    }
+
+    fn name(&self) -> &'static str {
+        "composite"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{B3Propagator, JaegerPropagator, TraceContextPropagator, W3CBaggagePropagator};
+    use std::collections::HashMap;
+
+    fn all() -> CompositePropagator {
+        CompositePropagator::new(vec![
+            Box::new(JaegerPropagator::new()),
+            Box::new(TraceContextPropagator::new()),
+            Box::new(W3CBaggagePropagator::new()),
+            Box::new(B3Propagator::new()),
+        ])
+    }
+
+    #[test]
+    fn first_valid_wins_and_malformed_does_not_hide_valid() {
+        let mut h = HashMap::new();
+        h.insert("uber-trace-id".to_owned(), "garbage".to_owned());
+        h.insert(
+            "traceparent".to_owned(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+        );
+        h.insert("x-b3-traceid".to_owned(), "0000000000000001".to_owned());
+        h.insert("x-b3-spanid".to_owned(), "0000000000000002".to_owned());
+        let cx = all().extract(Format::HttpHeaders, &h).unwrap().unwrap();
+        assert_eq!(cx.span_id().to_string(), "00f067aa0ba902b7");
+        h.remove("traceparent");
+        h.remove("x-b3-traceid");
+        h.remove("x-b3-spanid");
+        assert!(all().extract(Format::HttpHeaders, &h).is_err());
+    }
+
+    #[test]
+    fn injects_every_format_and_binary_falls_through() {
+        let cx = SpanContext::new(
+            crate::TraceId::from_u64(1),
+            crate::SpanId::from_u64(2),
+            crate::TraceFlags::SAMPLED,
+        )
+        .with_baggage(crate::Baggage::from_iter([("k", "v")]));
+        let mut h = HashMap::new();
+        all().inject(&cx, Format::HttpHeaders, &mut h);
+        let mut keys: Vec<_> = h.keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "baggage",
+                "traceparent",
+                "uber-trace-id",
+                "uberctx-k",
+                "x-b3-sampled",
+                "x-b3-spanid",
+                "x-b3-traceid"
+            ]
+        );
+        let mut buf = Vec::new();
+        all().inject_binary(&cx, &mut buf).unwrap();
+        assert_eq!(
+            all().extract_binary(&buf).unwrap().unwrap().trace_id(),
+            cx.trace_id()
+        );
+        let w3c = CompositePropagator::new(vec![Box::new(TraceContextPropagator::new())]);
+        assert!(matches!(
+            w3c.extract_binary(&buf),
+            Err(ExtractError::UnsupportedFormat { .. })
+        ));
+    }
+}

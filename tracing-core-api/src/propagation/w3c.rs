@@ -1,0 +1,394 @@
+//! W3C Trace Context (`traceparent`, `tracestate`) and W3C Baggage.
+
+use super::encoding;
+use super::{ExtractError, Propagator};
+use crate::id::{push_hex_u128, push_hex_u64};
+use crate::{
+    Baggage, BaggageLimits, Extractor, Format, Injector, SpanContext, SpanId, TraceFlags, TraceId,
+};
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+const BAGGAGE: &str = "baggage";
+/// Longest `traceparent` parsed (future versions may append fields).
+const MAX_TRACEPARENT_LEN: usize = 512;
+/// Longest `tracestate` carried through; longer ones are dropped.
+const MAX_TRACESTATE_LEN: usize = 8192;
+/// Most `tracestate` list members, per the specification.
+const MAX_TRACESTATE_MEMBERS: usize = 32;
+
+/// W3C Trace Context: `traceparent` and `tracestate`.
+///
+/// `traceparent: 00-{32 hex trace id}-{16 hex parent id}-{2 hex flags}`.
+/// Extraction follows the specification's parsing rules: lower-case hex
+/// only, version `ff` and zero ids invalid, and a future version may append
+/// fields after a `-`. Only the *sampled* bit of the flags is kept (W3C's
+/// other bits mean other things than Jaeger's). `tracestate` is carried
+/// through untouched when it is valid printable ASCII of at most 32 members
+/// and 8192 bytes, and dropped otherwise without losing the trace.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use opentracing_api::{Format, Propagator, TraceContextPropagator};
+/// let mut headers = HashMap::new();
+/// headers.insert("traceparent".to_string(),
+///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string());
+/// let cx = TraceContextPropagator::new().extract(Format::HttpHeaders, &headers).unwrap().unwrap();
+/// assert!(cx.is_sampled());
+/// assert_eq!(cx.span_id().to_string(), "00f067aa0ba902b7");
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TraceContextPropagator {
+    _private: (),
+}
+
+impl TraceContextPropagator {
+    /// The propagator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Formats the `traceparent` value for a context.
+    pub fn format_traceparent(cx: &SpanContext) -> String {
+        let mut s = String::with_capacity(55);
+        s.push_str("00-");
+        push_hex_u128(&mut s, cx.trace_id().to_u128());
+        s.push('-');
+        push_hex_u64(&mut s, cx.span_id().to_u64());
+        s.push_str(if cx.is_sampled() { "-01" } else { "-00" });
+        s
+    }
+
+    /// Parses a `traceparent` value.
+    pub fn parse_traceparent(v: &[u8]) -> Result<SpanContext, &'static str> {
+        if v.len() < 55 {
+            return Err("shorter than 55 characters");
+        }
+        if v.len() > MAX_TRACEPARENT_LEN {
+            return Err("value too long");
+        }
+        let lower_hex = |s: &[u8]| s.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let (version, trace, span, flags) = (&v[0..2], &v[3..35], &v[36..52], &v[53..55]);
+        if v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+            return Err("fields are not separated by '-'");
+        }
+        if !lower_hex(version) || version == b"ff" {
+            return Err("invalid version");
+        }
+        if version == b"00" && v.len() != 55 {
+            return Err("version 00 must be exactly 55 characters");
+        }
+        if v.len() > 55 && v[55] != b'-' {
+            return Err("unexpected data after the flags");
+        }
+        if !lower_hex(trace) || !lower_hex(span) || !lower_hex(flags) {
+            return Err("ids and flags must be lower-case hex");
+        }
+        let trace_id = TraceId::from_hex(trace).ok_or("invalid trace id")?;
+        let span_id = SpanId::from_hex(span).ok_or("invalid parent id")?;
+        if !trace_id.is_valid() {
+            return Err("trace id is zero");
+        }
+        if !span_id.is_valid() {
+            return Err("parent id is zero");
+        }
+        let flags = (crate::id::hex_val(flags[0]).unwrap_or(0) << 4)
+            | crate::id::hex_val(flags[1]).unwrap_or(0);
+        Ok(SpanContext::new(
+            trace_id,
+            span_id,
+            TraceFlags::from_u8(flags & 0x01),
+        ))
+    }
+}
+
+fn valid_tracestate(v: &[u8]) -> Option<&str> {
+    if v.len() > MAX_TRACESTATE_LEN || !v.iter().all(|&b| (0x20..0x7f).contains(&b) || b == b'\t') {
+        return None;
+    }
+    let s = std::str::from_utf8(v).ok()?.trim();
+    let members = s.split(',').filter(|m| !m.trim().is_empty()).count();
+    if s.is_empty() || members > MAX_TRACESTATE_MEMBERS {
+        return None;
+    }
+    if !s
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .all(|m| {
+            m.split_once('=')
+                .is_some_and(|(k, v)| !k.is_empty() && !v.is_empty())
+        })
+    {
+        return None;
+    }
+    Some(s)
+}
+
+impl Propagator for TraceContextPropagator {
+    fn inject(&self, cx: &SpanContext, _: Format, carrier: &mut dyn Injector) {
+        if !cx.is_valid() {
+            return;
+        }
+        carrier.set_static(TRACEPARENT, Self::format_traceparent(cx));
+        if let Some(ts) = cx.trace_state() {
+            carrier.set_static(TRACESTATE, ts.to_owned());
+        }
+    }
+
+    fn extract(
+        &self,
+        _: Format,
+        carrier: &dyn Extractor,
+    ) -> Result<Option<SpanContext>, ExtractError> {
+        let Some(v) = carrier.get(TRACEPARENT) else {
+            return Ok(None);
+        };
+        let cx = Self::parse_traceparent(v)
+            .map_err(|r| ExtractError::malformed_static(TRACEPARENT, r))?;
+        let ts = carrier.get(TRACESTATE).and_then(valid_tracestate);
+        Ok(Some(if ts.is_some() {
+            cx.with_trace_state(ts)
+        } else {
+            cx
+        }))
+    }
+
+    fn name(&self) -> &'static str {
+        "tracecontext"
+    }
+}
+
+/// W3C Baggage: `baggage: key1=value1,key2=value2;property`.
+///
+/// Values are percent-encoded UTF-8 on inject (a space is `%20`, a `+` is
+/// `%2B`). On extract, properties after `;` are dropped, members that are
+/// not `token=value` are skipped, and `+` decodes to a space, because the
+/// OpenTelemetry Java and Python SDKs encode spaces that way. Limits apply:
+/// [`BaggageLimits`], by default the specification's 64 members and 8192
+/// bytes.
+///
+/// Extracting only baggage gives an invalid context that carries it; a
+/// [`CompositePropagator`](super::CompositePropagator) merges it into the
+/// trace context found by another propagator.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct W3CBaggagePropagator {
+    limits: BaggageLimits,
+}
+
+impl W3CBaggagePropagator {
+    /// The propagator with default limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses other limits.
+    pub fn with_baggage_limits(mut self, limits: BaggageLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Parses a `baggage` header value within the limits.
+    pub fn parse(&self, value: &[u8]) -> Baggage {
+        let mut baggage = Baggage::new();
+        // Each member needs at least 2 bytes ("k="), and decoding can only
+        // shrink, so past this length nothing more could fit.
+        let max_scan = self
+            .limits
+            .max_total_len
+            .saturating_mul(3)
+            .saturating_add(self.limits.max_items * 4);
+        let value = &value[..value.len().min(max_scan)];
+        for member in value.split(|&b| b == b',') {
+            if baggage.len() >= self.limits.max_items {
+                break;
+            }
+            let kv = member.split(|&b| b == b';').next().unwrap_or_default();
+            let Some(eq) = kv.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            let key = trim(&kv[..eq]);
+            let val = trim(&kv[eq + 1..]);
+            if key.is_empty() || !key.iter().all(|&b| is_token(b)) {
+                continue;
+            }
+            let Ok(key) = std::str::from_utf8(key) else {
+                continue;
+            };
+            if let Some(val) = encoding::decode(val, true) {
+                let _ = baggage.insert_with_limits(key.to_owned(), val, &self.limits);
+            }
+        }
+        baggage
+    }
+
+    /// Formats baggage as a `baggage` header value; items whose key is not
+    /// a token are skipped.
+    pub fn format(baggage: &Baggage) -> String {
+        let mut s = String::new();
+        for (k, v) in baggage.iter() {
+            if k.is_empty() || !k.bytes().all(is_token) {
+                continue;
+            }
+            if !s.is_empty() {
+                s.push(',');
+            }
+            s.push_str(k);
+            s.push('=');
+            s.push_str(&encoding::encode(v));
+        }
+        s
+    }
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |e| e + 1);
+    &s[start..end.max(start)]
+}
+
+/// RFC 7230 `tchar`.
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+impl Propagator for W3CBaggagePropagator {
+    fn inject(&self, cx: &SpanContext, _: Format, carrier: &mut dyn Injector) {
+        if cx.baggage().is_empty() {
+            return;
+        }
+        let v = Self::format(cx.baggage());
+        if !v.is_empty() {
+            carrier.set_static(BAGGAGE, v);
+        }
+    }
+
+    fn extract(
+        &self,
+        _: Format,
+        carrier: &dyn Extractor,
+    ) -> Result<Option<SpanContext>, ExtractError> {
+        let Some(v) = carrier.get(BAGGAGE) else {
+            return Ok(None);
+        };
+        let baggage = self.parse(v);
+        if baggage.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(SpanContext::default().with_baggage(baggage)))
+    }
+
+    fn name(&self) -> &'static str {
+        "baggage"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn tp(v: &str) -> Result<SpanContext, &'static str> {
+        TraceContextPropagator::parse_traceparent(v.as_bytes())
+    }
+
+    #[test]
+    fn spec_examples() {
+        // W3C Trace Context, section 3.2.2.
+        let cx = tp("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        assert_eq!(cx.trace_id().to_hex32(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(cx.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(cx.is_sampled());
+        let cx = tp("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
+        assert!(!cx.is_sampled());
+        assert_eq!(
+            TraceContextPropagator::format_traceparent(&cx),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+        );
+        // A future version with extra fields; W3C's random flag is not debug.
+        let cx = tp("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03-extra").unwrap();
+        assert!(cx.is_sampled() && !cx.is_debug());
+    }
+
+    #[test]
+    fn spec_invalid_examples() {
+        for bad in [
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(tp(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tracestate_carried_or_dropped() {
+        let p = TraceContextPropagator::new();
+        let mut h = HashMap::new();
+        h.insert(
+            "traceparent".to_owned(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+        );
+        h.insert(
+            "tracestate".to_owned(),
+            "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7".to_owned(),
+        );
+        let cx = p.extract(Format::HttpHeaders, &h).unwrap().unwrap();
+        assert_eq!(
+            cx.trace_state(),
+            Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+        );
+        let mut out = HashMap::new();
+        p.inject(&cx, Format::HttpHeaders, &mut out);
+        assert_eq!(out["tracestate"], "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
+        assert_eq!(
+            out["traceparent"],
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        let many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+        h.insert("tracestate".to_owned(), many.join(","));
+        let cx = p.extract(Format::HttpHeaders, &h).unwrap().unwrap();
+        assert_eq!(cx.trace_state(), None);
+        assert!(cx.is_valid());
+    }
+
+    #[test]
+    fn baggage_spec_examples() {
+        let p = W3CBaggagePropagator::new();
+        let b = p.parse(b"key1=value1;property1;property2, key2 = value2, key3=value3; propertyKey=propertyValue");
+        assert_eq!(b.get("key1"), Some("value1"));
+        assert_eq!(b.get("key2"), Some("value2"));
+        assert_eq!(b.get("key3"), Some("value3"));
+        let b =
+            p.parse(b"userId=alice,serverNode=DF%2028,isProduction=false,bad key=x,noeq,sp=a+b");
+        assert_eq!(b.get("serverNode"), Some("DF 28"));
+        assert_eq!(b.get("sp"), Some("a b"));
+        assert_eq!(b.len(), 4);
+        let b = Baggage::from_iter([("k", "a b,c;d+é%"), ("bad key", "x")]);
+        assert_eq!(
+            W3CBaggagePropagator::format(&b),
+            "k=a%20b%2Cc%3Bd%2B%C3%A9%25"
+        );
+    }
+
+    #[test]
+    fn baggage_limits() {
+        let huge: Vec<String> = (0..10_000).map(|i| format!("k{i}=v")).collect();
+        let b = W3CBaggagePropagator::new().parse(huge.join(",").as_bytes());
+        assert_eq!(b.len(), 64);
+        let b = W3CBaggagePropagator::new().parse(format!("k={}", "x".repeat(100_000)).as_bytes());
+        assert!(b.is_empty());
+    }
+}

@@ -1,0 +1,458 @@
+//! Spans: starting, tagging, logging, baggage, finishing exactly once.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use crate::tag::{log_fields, tags};
+use crate::{BaggageError, BaggageLimits, Field, SpanContext, Tag, TagValue};
+
+/// How a span relates to another one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReferenceKind {
+    /// The parent depends on the child's result (an RPC and its server side).
+    ChildOf,
+    /// The parent does not wait for the child (a message and its consumer).
+    FollowsFrom,
+}
+
+/// A reference from a span to another span's context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reference {
+    /// The kind of relation.
+    pub kind: ReferenceKind,
+    /// The referenced context.
+    pub context: SpanContext,
+}
+
+impl Reference {
+    /// A `ChildOf` reference.
+    pub fn child_of(context: SpanContext) -> Self {
+        Reference {
+            kind: ReferenceKind::ChildOf,
+            context,
+        }
+    }
+
+    /// A `FollowsFrom` reference.
+    pub fn follows_from(context: SpanContext) -> Self {
+        Reference {
+            kind: ReferenceKind::FollowsFrom,
+            context,
+        }
+    }
+}
+
+/// A timestamped structured log of a span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRecord {
+    /// When the event happened.
+    pub timestamp: SystemTime,
+    /// Its fields.
+    pub fields: Vec<Field>,
+}
+
+/// A finished span as handed to a [`SpanRecorder`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct FinishedSpan {
+    /// The span's context (final flags and baggage).
+    pub context: SpanContext,
+    /// The operation name.
+    pub operation_name: Cow<'static, str>,
+    /// References to other spans, in the order given at start.
+    pub references: Vec<Reference>,
+    /// Start time.
+    pub start_time: SystemTime,
+    /// Finish time.
+    pub finish_time: SystemTime,
+    /// Tags; each key at most once (a later `set_tag` replaces).
+    pub tags: Vec<Tag>,
+    /// Logs, in the order they were made.
+    pub logs: Vec<LogRecord>,
+}
+
+impl FinishedSpan {
+    /// The value of a tag.
+    pub fn tag(&self, key: &str) -> Option<&TagValue> {
+        self.tags.iter().find(|t| t.key == key).map(|t| &t.value)
+    }
+
+    /// The span id of the first `ChildOf` reference, else of the first
+    /// reference, as Jaeger chooses a parent.
+    pub fn parent_span_id(&self) -> Option<crate::SpanId> {
+        self.references
+            .iter()
+            .find(|r| r.kind == ReferenceKind::ChildOf)
+            .or_else(|| self.references.first())
+            .map(|r| r.context.span_id())
+    }
+
+    /// The duration (zero if the clock went backwards).
+    pub fn duration(&self) -> std::time::Duration {
+        self.finish_time
+            .duration_since(self.start_time)
+            .unwrap_or_default()
+    }
+}
+
+/// Where a tracer's recorded spans go when they finish.
+///
+/// Implemented by tracers (the Jaeger tracer's reporter, the mock tracer).
+/// `record` is called exactly once per recorded span, from the thread that
+/// finished it, so it must not block.
+pub trait SpanRecorder: Send + Sync {
+    /// Takes a finished span.
+    fn record(&self, span: FinishedSpan);
+}
+
+struct Recording {
+    operation_name: Cow<'static, str>,
+    start_time: SystemTime,
+    references: Vec<Reference>,
+    tags: Vec<Tag>,
+    logs: Vec<LogRecord>,
+    baggage_limits: BaggageLimits,
+    recorder: Arc<dyn SpanRecorder>,
+}
+
+/// A span: one named, timed operation of a trace.
+///
+/// A `Span` is owned; it finishes exactly once, either when
+/// [`finish`](Self::finish) is called or when it is dropped. Spans that are
+/// not recorded (the no-op tracer's, a sampler's unsampled ones) carry only
+/// their context, hold no heap memory, and ignore tags and logs. Use
+/// [`into_shared`](Self::into_shared) to hand a span to several owners, or
+/// to make it the current span.
+///
+/// ```
+/// use opentracing_api::{tags, MockTracer, Tracer, TracerExt};
+/// let tracer = MockTracer::new();
+/// let mut span = tracer.span("get_customer").start();
+/// span.set_tag(tags::SPAN_KIND, tags::SPAN_KIND_CLIENT);
+/// span.log([("event", "cache miss")]);
+/// span.finish();
+/// assert_eq!(tracer.finished_spans()[0].operation_name, "get_customer");
+/// ```
+pub struct Span {
+    context: SpanContext,
+    recording: Option<Box<Recording>>,
+}
+
+impl Span {
+    /// A span that records nothing and only carries `context` (for tracers
+    /// that decided not to sample). Does not allocate.
+    pub const fn unrecorded(context: SpanContext) -> Self {
+        Span {
+            context,
+            recording: None,
+        }
+    }
+
+    /// The no-op span: empty context, records nothing.
+    pub const fn noop() -> Self {
+        Span::unrecorded(SpanContext::empty())
+    }
+
+    /// A recorded span, for tracer implementations: on finish, `recorder`
+    /// receives it as a [`FinishedSpan`].
+    pub fn recorded(
+        context: SpanContext,
+        operation_name: Cow<'static, str>,
+        start_time: SystemTime,
+        references: Vec<Reference>,
+        tags: Vec<Tag>,
+        recorder: Arc<dyn SpanRecorder>,
+    ) -> Self {
+        let mut span = Span {
+            context,
+            recording: Some(Box::new(Recording {
+                operation_name,
+                start_time,
+                references,
+                tags: Vec::with_capacity(tags.len().max(4)),
+                logs: Vec::new(),
+                baggage_limits: BaggageLimits::DEFAULT,
+                recorder,
+            })),
+        };
+        for t in tags {
+            span.set_tag(t.key, t.value);
+        }
+        span
+    }
+
+    /// Sets the limits that [`set_baggage_item`](Self::set_baggage_item)
+    /// applies (default [`BaggageLimits::DEFAULT`]); only kept on recorded
+    /// spans.
+    pub fn set_baggage_limits(&mut self, limits: BaggageLimits) {
+        if let Some(r) = &mut self.recording {
+            r.baggage_limits = limits;
+        }
+    }
+
+    /// The span's context.
+    pub fn context(&self) -> &SpanContext {
+        &self.context
+    }
+
+    /// Whether tags, logs and the span itself are recorded.
+    pub fn is_recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
+    /// The operation name, if recorded.
+    pub fn operation_name(&self) -> Option<&str> {
+        self.recording.as_ref().map(|r| &*r.operation_name)
+    }
+
+    /// Renames the operation (for example once the route is known).
+    pub fn set_operation_name(&mut self, name: impl Into<Cow<'static, str>>) {
+        if let Some(r) = &mut self.recording {
+            r.operation_name = name.into();
+        }
+    }
+
+    /// Sets a tag, replacing an earlier value for the same key.
+    ///
+    /// `sampling.priority` is interpreted as the OpenTracing conventions
+    /// say: 0 clears the sampled flag, a positive value sets sampled and
+    /// debug. It can only upgrade a span that is being recorded; set it in
+    /// the [`SpanBuilder`](crate::SpanBuilder) to influence the sampler.
+    pub fn set_tag(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
+        let Some(r) = &mut self.recording else {
+            return;
+        };
+        let key = key.into();
+        let value = value.into();
+        if key == tags::SAMPLING_PRIORITY {
+            if let Some(p) = value.as_i64() {
+                let flags = self.context.flags();
+                self.context.set_flags(if p > 0 {
+                    flags.with_sampled(true).with_debug(true)
+                } else {
+                    flags.with_sampled(false)
+                });
+            }
+        }
+        if let Some(t) = r.tags.iter_mut().find(|t| t.key == key) {
+            t.value = value;
+        } else {
+            r.tags.push(Tag { key, value });
+        }
+    }
+
+    /// Logs structured fields at the current time.
+    ///
+    /// ```
+    /// # use opentracing_api::{MockTracer, Tag, Tracer, TracerExt};
+    /// # let tracer = MockTracer::new();
+    /// let mut span = tracer.span("op").start();
+    /// span.log([("event", "retry")]);
+    /// span.log([Tag::new("event", "timeout"), Tag::new("attempt", 2)]);
+    /// ```
+    pub fn log<I>(&mut self, fields: I)
+    where
+        I: IntoIterator,
+        I::Item: Into<Field>,
+    {
+        if self.recording.is_some() {
+            self.log_at(SystemTime::now(), fields);
+        }
+    }
+
+    /// Logs structured fields with an explicit timestamp.
+    pub fn log_at<I>(&mut self, timestamp: SystemTime, fields: I)
+    where
+        I: IntoIterator,
+        I::Item: Into<Field>,
+    {
+        if let Some(r) = &mut self.recording {
+            r.logs.push(LogRecord {
+                timestamp,
+                fields: fields.into_iter().map(Into::into).collect(),
+            });
+        }
+    }
+
+    /// Marks the span failed: `error=true`, and a log with `event=error`,
+    /// `error.kind` (the error's type name) and `error.object` (its
+    /// `Display` form).
+    pub fn set_error<E: fmt::Display + ?Sized>(&mut self, err: &E) {
+        if self.recording.is_none() {
+            return;
+        }
+        self.set_tag(tags::ERROR, true);
+        self.log([
+            Tag::new(log_fields::EVENT, log_fields::EVENT_ERROR),
+            Tag::new(log_fields::ERROR_KIND, std::any::type_name::<E>()),
+            Tag::new(log_fields::ERROR_OBJECT, err.to_string()),
+        ]);
+    }
+
+    /// Sets a baggage item that will travel with this span's context to its
+    /// children and over the wire. Refused items leave the baggage as is.
+    pub fn set_baggage_item(
+        &mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<(), BaggageError> {
+        let limits = self
+            .recording
+            .as_ref()
+            .map_or(BaggageLimits::DEFAULT, |r| r.baggage_limits);
+        self.context
+            .baggage_mut()
+            .insert_with_limits(key.into(), value.into(), &limits)
+    }
+
+    /// One baggage item.
+    pub fn baggage_item(&self, key: &str) -> Option<&str> {
+        self.context.baggage_item(key)
+    }
+
+    /// Finishes the span now.
+    pub fn finish(mut self) {
+        self.finish_inner(None);
+    }
+
+    /// Finishes the span at the given time.
+    pub fn finish_at(mut self, time: SystemTime) {
+        self.finish_inner(Some(time));
+    }
+
+    /// Turns the span into a cheaply cloned handle shared by several owners.
+    pub fn into_shared(self) -> SharedSpan {
+        SharedSpan(Arc::new(Mutex::new(self)))
+    }
+
+    fn finish_inner(&mut self, time: Option<SystemTime>) {
+        if let Some(r) = self.recording.take() {
+            let r = *r;
+            r.recorder.record(FinishedSpan {
+                context: self.context.clone(),
+                operation_name: r.operation_name,
+                references: r.references,
+                start_time: r.start_time,
+                finish_time: time.unwrap_or_else(SystemTime::now),
+                tags: r.tags,
+                logs: r.logs,
+            });
+        }
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        self.finish_inner(None);
+    }
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Span")
+            .field("context", &self.context)
+            .field("operation_name", &self.operation_name())
+            .field("recording", &self.is_recording())
+            .finish()
+    }
+}
+
+/// A span shared by several owners: a middleware and a handler, the current
+/// span and its future, a spawned task.
+///
+/// Cloning is a reference-count increment. The span finishes on the first
+/// [`finish`](Self::finish), or when the last handle is dropped; calls after
+/// that are ignored. A panic while the span is locked does not lose it.
+#[derive(Clone)]
+pub struct SharedSpan(Arc<Mutex<Span>>);
+
+impl SharedSpan {
+    fn lock(&self) -> MutexGuard<'_, Span> {
+        // A panic elsewhere must not lose the span: take it even if poisoned.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` with exclusive access to the span.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Span) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// A copy of the span's context.
+    pub fn context(&self) -> SpanContext {
+        self.lock().context.clone()
+    }
+
+    /// Whether the span is recorded and not finished yet.
+    pub fn is_recording(&self) -> bool {
+        self.lock().is_recording()
+    }
+
+    /// See [`Span::set_operation_name`].
+    pub fn set_operation_name(&self, name: impl Into<Cow<'static, str>>) {
+        self.lock().set_operation_name(name);
+    }
+
+    /// See [`Span::set_tag`].
+    pub fn set_tag(&self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
+        self.lock().set_tag(key, value);
+    }
+
+    /// See [`Span::log`].
+    pub fn log<I>(&self, fields: I)
+    where
+        I: IntoIterator,
+        I::Item: Into<Field>,
+    {
+        self.lock().log(fields);
+    }
+
+    /// See [`Span::set_error`].
+    pub fn set_error<E: fmt::Display + ?Sized>(&self, err: &E) {
+        self.lock().set_error(err);
+    }
+
+    /// See [`Span::set_baggage_item`].
+    pub fn set_baggage_item(
+        &self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<(), BaggageError> {
+        self.lock().set_baggage_item(key, value)
+    }
+
+    /// One baggage item.
+    pub fn baggage_item(&self, key: &str) -> Option<String> {
+        self.lock().baggage_item(key).map(str::to_owned)
+    }
+
+    /// Finishes the span now, unless it already finished.
+    pub fn finish(&self) {
+        self.lock().finish_inner(None);
+    }
+
+    /// Finishes the span at `time`, unless it already finished.
+    pub fn finish_at(&self, time: SystemTime) {
+        self.lock().finish_inner(Some(time));
+    }
+}
+
+impl From<Span> for SharedSpan {
+    fn from(span: Span) -> Self {
+        span.into_shared()
+    }
+}
+
+impl fmt::Debug for SharedSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SharedSpan").field(&*self.lock()).finish()
+    }
+}
+
+impl<K: Into<Cow<'static, str>>, V: Into<TagValue>> From<(K, V)> for Tag {
+    fn from((k, v): (K, V)) -> Self {
+        Tag::new(k, v)
+    }
+}

@@ -1,0 +1,220 @@
+//! The `Tracer` trait and the span builder.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::current;
+use crate::propagation::{ExtractError, InjectError, Propagator};
+use crate::{Extractor, Format, Injector, Reference, Span, SpanContext, Tag, TagValue};
+
+/// What a tracer needs to start a span, after the [`SpanBuilder`] has
+/// resolved the parent (explicit references, else the current span).
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct StartSpanOptions {
+    /// References to other spans; the first `ChildOf` is the parent.
+    pub references: Vec<Reference>,
+    /// Initial tags (a sampler may look at them, e.g. `sampling.priority`).
+    pub tags: Vec<Tag>,
+    /// Explicit start time; `None` means now.
+    pub start_time: Option<SystemTime>,
+}
+
+/// A tracer: starts spans and moves their contexts in and out of carriers.
+///
+/// The trait is object-safe: adapters take any `T: Tracer`, including
+/// `Arc<dyn Tracer>` and `&dyn Tracer`. Implementations provide
+/// [`start_span_with_options`](Self::start_span_with_options) and
+/// [`propagator`](Self::propagator); users call [`TracerExt::span`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use opentracing_api::{MockTracer, Tracer, TracerExt};
+/// let tracer: Arc<dyn Tracer> = Arc::new(MockTracer::new());
+/// let parent = tracer.span("parent").start();
+/// let child = tracer.span("child").child_of(parent.context()).start();
+/// assert_eq!(child.context().trace_id(), parent.context().trace_id());
+/// ```
+pub trait Tracer: Send + Sync {
+    /// Starts a span with resolved options.
+    fn start_span_with_options(
+        &self,
+        operation_name: Cow<'static, str>,
+        options: StartSpanOptions,
+    ) -> Span;
+
+    /// The propagator used by [`inject`](Self::inject) and
+    /// [`extract`](Self::extract).
+    fn propagator(&self) -> &dyn Propagator;
+
+    /// Writes a context into a text carrier.
+    fn inject(&self, cx: &SpanContext, format: Format, carrier: &mut dyn Injector) {
+        self.propagator().inject(cx, format, carrier);
+    }
+
+    /// Reads a context from a text carrier.
+    fn extract(
+        &self,
+        format: Format,
+        carrier: &dyn Extractor,
+    ) -> Result<Option<SpanContext>, ExtractError> {
+        self.propagator().extract(format, carrier)
+    }
+
+    /// Writes a context in the binary format.
+    fn inject_binary(&self, cx: &SpanContext, out: &mut Vec<u8>) -> Result<(), InjectError> {
+        self.propagator().inject_binary(cx, out)
+    }
+
+    /// Reads a context from the binary format.
+    fn extract_binary(&self, data: &[u8]) -> Result<Option<SpanContext>, ExtractError> {
+        self.propagator().extract_binary(data)
+    }
+}
+
+/// Starting spans: `tracer.span("name")...start()`.
+///
+/// Implemented for every [`Tracer`], including `dyn Tracer`.
+pub trait TracerExt: Tracer {
+    /// A builder for a span named `operation_name`.
+    fn span(&self, operation_name: impl Into<Cow<'static, str>>) -> SpanBuilder<'_>;
+}
+
+impl<T: Tracer> TracerExt for T {
+    fn span(&self, operation_name: impl Into<Cow<'static, str>>) -> SpanBuilder<'_> {
+        SpanBuilder::new(self, operation_name.into())
+    }
+}
+
+impl TracerExt for dyn Tracer + '_ {
+    fn span(&self, operation_name: impl Into<Cow<'static, str>>) -> SpanBuilder<'_> {
+        SpanBuilder::new(self, operation_name.into())
+    }
+}
+
+macro_rules! forward_tracer {
+    ($($ty:ty),*) => {$(
+        impl<T: Tracer + ?Sized> Tracer for $ty {
+            fn start_span_with_options(&self, name: Cow<'static, str>, options: StartSpanOptions) -> Span {
+                (**self).start_span_with_options(name, options)
+            }
+            fn propagator(&self) -> &dyn Propagator {
+                (**self).propagator()
+            }
+            fn inject(&self, cx: &SpanContext, format: Format, carrier: &mut dyn Injector) {
+                (**self).inject(cx, format, carrier);
+            }
+            fn extract(&self, format: Format, carrier: &dyn Extractor) -> Result<Option<SpanContext>, ExtractError> {
+                (**self).extract(format, carrier)
+            }
+            fn inject_binary(&self, cx: &SpanContext, out: &mut Vec<u8>) -> Result<(), InjectError> {
+                (**self).inject_binary(cx, out)
+            }
+            fn extract_binary(&self, data: &[u8]) -> Result<Option<SpanContext>, ExtractError> {
+                (**self).extract_binary(data)
+            }
+        }
+    )*};
+}
+forward_tracer!(Arc<T>, Box<T>, &T);
+
+/// Builds and starts a span: references, tags, start time.
+///
+/// With no explicit reference, the span is a `ChildOf` the
+/// [current span](crate::current_span) if there is one (OpenTracing's
+/// `StartSpanFromContext`), unless
+/// [`ignore_current_span`](Self::ignore_current_span) is called.
+/// References to invalid contexts are skipped, so passing the result of a
+/// failed extraction is safe.
+#[must_use = "a span builder does nothing until `start` is called"]
+pub struct SpanBuilder<'a> {
+    tracer: &'a dyn Tracer,
+    name: Cow<'static, str>,
+    options: StartSpanOptions,
+    ignore_current: bool,
+}
+
+impl<'a> SpanBuilder<'a> {
+    /// A builder for `tracer`.
+    pub fn new(tracer: &'a dyn Tracer, name: Cow<'static, str>) -> Self {
+        SpanBuilder {
+            tracer,
+            name,
+            options: StartSpanOptions::default(),
+            ignore_current: false,
+        }
+    }
+
+    fn reference(mut self, r: Reference) -> Self {
+        if r.context.is_valid() {
+            self.options.references.push(r);
+        }
+        self
+    }
+
+    /// Adds a `ChildOf` reference (skipped if the context is invalid).
+    pub fn child_of(self, cx: &SpanContext) -> Self {
+        self.reference(Reference::child_of(cx.clone()))
+    }
+
+    /// Adds a `FollowsFrom` reference (skipped if the context is invalid).
+    pub fn follows_from(self, cx: &SpanContext) -> Self {
+        self.reference(Reference::follows_from(cx.clone()))
+    }
+
+    /// Adds `ChildOf(cx)` if `cx` is `Some` and valid: the result of an
+    /// extraction can be passed as is.
+    pub fn child_of_opt(self, cx: Option<&SpanContext>) -> Self {
+        match cx {
+            Some(cx) => self.child_of(cx),
+            None => self,
+        }
+    }
+
+    /// Passes a context that is not a valid parent but carries something the
+    /// tracer must see (a `jaeger-debug-id`, lone baggage, a sampling
+    /// decision) as a `ChildOf` reference. Tracers that understand such
+    /// contexts use them; the builder otherwise skips invalid references.
+    pub fn with_extracted(mut self, cx: Option<SpanContext>) -> Self {
+        if let Some(cx) = cx {
+            self.options.references.push(Reference::child_of(cx));
+        }
+        self
+    }
+
+    /// Adds an initial tag.
+    pub fn tag(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) -> Self {
+        self.options.tags.push(Tag::new(key, value));
+        self
+    }
+
+    /// Sets an explicit start time.
+    pub fn start_time(mut self, time: SystemTime) -> Self {
+        self.options.start_time = Some(time);
+        self
+    }
+
+    /// Does not parent the span on the current span.
+    pub fn ignore_current_span(mut self) -> Self {
+        self.ignore_current = true;
+        self
+    }
+
+    /// Starts the span.
+    pub fn start(mut self) -> Span {
+        if self.options.references.is_empty() && !self.ignore_current {
+            if let Some(cx) = current::current_context() {
+                if cx.is_valid() {
+                    self.options.references.push(Reference::child_of(cx));
+                }
+            }
+        }
+        self.tracer.start_span_with_options(self.name, self.options)
+    }
+
+    /// Starts the span and makes it shareable.
+    pub fn start_shared(self) -> crate::SharedSpan {
+        self.start().into_shared()
+    }
+}
