@@ -6,6 +6,7 @@
 // still what users of `uber-trace-id` on that stack run, so it is the comparison.
 #![allow(
     missing_docs,
+    clippy::too_many_lines,
     deprecated,
     clippy::unwrap_used,
     clippy::expect_used,
@@ -89,52 +90,73 @@ fn request(trace: &[(&'static str, &'static str)]) -> HeaderMap {
     headers(&all)
 }
 
-fn round_trip(p: &dyn Propagator, incoming: &HeaderMap) -> HeaderMap {
+/// Extract from the incoming request's headers, inject into the outgoing
+/// request's headers: the work of a proxy hop or of server + client
+/// middleware. The outgoing map already exists (it holds the request's other
+/// headers), so it is reused, as in real middleware.
+fn round_trip(p: &dyn Propagator, incoming: &HeaderMap, outgoing: &mut HeaderMap) {
     let cx = p.extract(Format::HttpHeaders, incoming).unwrap().unwrap();
-    let mut out = HeaderMap::new();
-    p.inject(&cx, Format::HttpHeaders, &mut out);
-    out
+    p.inject(&cx, Format::HttpHeaders, outgoing);
 }
 
 fn propagation(c: &mut Criterion) {
-    let mut g = c.benchmark_group("round_trip");
     let jaeger = JaegerPropagator::new();
     let w3c = TraceContextPropagator::new();
     let b3 = B3Propagator::new();
     let uber_req = request(&[UBER]);
     let tp_req = request(&[TRACEPARENT]);
     let b3_req = request(&B3);
-    g.bench_function("ours/uber-trace-id", |b| {
-        b.iter(|| round_trip(&jaeger, black_box(&uber_req)))
-    });
-    g.bench_function("ours/traceparent", |b| {
-        b.iter(|| round_trip(&w3c, black_box(&tp_req)))
-    });
-    g.bench_function("ours/b3-multi", |b| {
-        b.iter(|| round_trip(&b3, black_box(&b3_req)))
-    });
-
     let otel_w3c = opentelemetry_sdk::propagation::TraceContextPropagator::new();
-    g.bench_function("otel/traceparent", |b| {
-        use opentelemetry::propagation::TextMapPropagator;
-        b.iter(|| {
-            let cx = otel_w3c.extract(&otel33::Ext(black_box(&tp_req)));
-            let mut out = HeaderMap::new();
-            otel_w3c.inject_context(&cx, &mut otel33::Inj(&mut out));
-            out
-        });
-    });
     let otel_jaeger = opentelemetry_jaeger_propagator::Propagator::new();
-    g.bench_function("otel/uber-trace-id", |b| {
-        use opentelemetry_032::propagation::TextMapPropagator;
-        b.iter(|| {
-            let cx = otel_jaeger.extract(&otel32::Ext(black_box(&uber_req)));
-            let mut out = HeaderMap::new();
-            otel_jaeger.inject_context(&cx, &mut otel32::Inj(&mut out));
-            out
+
+    for (group, fresh) in [("round_trip", false), ("round_trip_fresh_map", true)] {
+        let mut g = c.benchmark_group(group);
+        // `fresh`: a new outgoing map per iteration, which pays for the map's
+        // own allocations as well.
+        let mut out = request(&[]);
+        let reset = move |out: &mut HeaderMap| {
+            // Otherwise injection replaces the previous iteration's value,
+            // as `HeaderMap::insert` does on a real outgoing request.
+            if fresh {
+                *out = HeaderMap::new();
+            }
+        };
+        g.bench_function("ours/uber-trace-id", |b| {
+            b.iter(|| {
+                reset(&mut out);
+                round_trip(&jaeger, black_box(&uber_req), &mut out);
+            });
         });
-    });
-    g.finish();
+        g.bench_function("otel/uber-trace-id", |b| {
+            use opentelemetry_032::propagation::TextMapPropagator;
+            b.iter(|| {
+                reset(&mut out);
+                let cx = otel_jaeger.extract(&otel32::Ext(black_box(&uber_req)));
+                otel_jaeger.inject_context(&cx, &mut otel32::Inj(&mut out));
+            });
+        });
+        g.bench_function("ours/traceparent", |b| {
+            b.iter(|| {
+                reset(&mut out);
+                round_trip(&w3c, black_box(&tp_req), &mut out);
+            });
+        });
+        g.bench_function("otel/traceparent", |b| {
+            use opentelemetry::propagation::TextMapPropagator;
+            b.iter(|| {
+                reset(&mut out);
+                let cx = otel_w3c.extract(&otel33::Ext(black_box(&tp_req)));
+                otel_w3c.inject_context(&cx, &mut otel33::Inj(&mut out));
+            });
+        });
+        g.bench_function("ours/b3-multi", |b| {
+            b.iter(|| {
+                reset(&mut out);
+                round_trip(&b3, black_box(&b3_req), &mut out);
+            });
+        });
+        g.finish();
+    }
 
     let mut g = c.benchmark_group("extract");
     g.bench_function("uber-trace-id", |b| {

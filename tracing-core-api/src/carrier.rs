@@ -29,10 +29,10 @@ pub trait Injector {
     /// cannot hold (an invalid header name or value) are skipped.
     fn set(&mut self, key: &str, value: String);
 
-    /// Like [`set`](Self::set) for a key known at compile time; carriers may
-    /// use it to avoid parsing the key. `key` is lower-case ASCII.
-    fn set_static(&mut self, key: &'static str, value: String) {
-        self.set(key, value);
+    /// Like [`set`](Self::set) with an already validated header name, so
+    /// that `HeaderMap` carriers need not parse the key again.
+    fn set_header(&mut self, name: &HeaderName, value: String) {
+        self.set(name.as_str(), value);
     }
 }
 
@@ -43,6 +43,12 @@ pub trait Injector {
 pub trait Extractor {
     /// The value for `key` (lower-case), looked up case-insensitively.
     fn get(&self, key: &str) -> Option<&[u8]>;
+
+    /// Like [`get`](Self::get) with an already validated header name, so
+    /// that `HeaderMap` carriers need not parse the key again.
+    fn get_header(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.get(name.as_str())
+    }
 
     /// Calls `f` for every key/value pair.
     fn for_each(&self, f: &mut dyn FnMut(&str, &[u8]));
@@ -58,19 +64,9 @@ impl Injector for HeaderMap {
         }
     }
 
-    fn set_static(&mut self, key: &'static str, value: String) {
-        // `from_static` panics on upper-case or invalid names; the contract
-        // of `set_static` is lower-case ASCII, but check rather than trust.
-        if key
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !key.is_empty()
-        {
-            if let Ok(value) = HeaderValue::try_from(value) {
-                self.insert(HeaderName::from_static(key), value);
-            }
-        } else {
-            self.set(key, value);
+    fn set_header(&mut self, name: &HeaderName, value: String) {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            self.insert(name.clone(), value);
         }
     }
 }
@@ -78,6 +74,10 @@ impl Injector for HeaderMap {
 impl Extractor for HeaderMap {
     fn get(&self, key: &str) -> Option<&[u8]> {
         HeaderMap::get(self, key).map(HeaderValue::as_bytes)
+    }
+
+    fn get_header(&self, name: &HeaderName) -> Option<&[u8]> {
+        HeaderMap::get(self, name).map(HeaderValue::as_bytes)
     }
 
     fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
@@ -139,14 +139,17 @@ impl<T: Injector + ?Sized> Injector for &mut T {
     fn set(&mut self, key: &str, value: String) {
         (**self).set(key, value);
     }
-    fn set_static(&mut self, key: &'static str, value: String) {
-        (**self).set_static(key, value);
+    fn set_header(&mut self, name: &HeaderName, value: String) {
+        (**self).set_header(name, value);
     }
 }
 
 impl<T: Extractor + ?Sized> Extractor for &T {
     fn get(&self, key: &str) -> Option<&[u8]> {
         (**self).get(key)
+    }
+    fn get_header(&self, name: &HeaderName) -> Option<&[u8]> {
+        (**self).get_header(name)
     }
     fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
         (**self).for_each(f);
@@ -160,7 +163,7 @@ mod tests {
     #[test]
     fn header_map_carrier() {
         let mut h = HeaderMap::new();
-        h.set_static("uber-trace-id", "a:b:0:1".into());
+        h.set_header(&HeaderName::from_static("uber-trace-id"), "a:b:0:1".into());
         h.set("Uberctx-User", "x".into());
         h.set("bad name", "x".into());
         h.set("ok", "bad\nvalue".into());

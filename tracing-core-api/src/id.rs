@@ -64,9 +64,9 @@ impl TraceId {
 
     /// 32 lowercase hex digits, as in W3C `traceparent`.
     pub fn to_hex32(self) -> String {
-        let mut s = String::with_capacity(32);
+        let mut s = Vec::with_capacity(32);
         push_hex_u128(&mut s, self.0);
-        s
+        ascii_string(s)
     }
 
     /// Parses 1 to 32 hex digits (either case), left-padding shorter input
@@ -75,14 +75,10 @@ impl TraceId {
     /// Returns `None` for empty, over-long or non-hex input. A zero id is
     /// returned as is; check [`is_valid`](Self::is_valid).
     pub fn from_hex(hex: &[u8]) -> Option<Self> {
-        if hex.is_empty() || hex.len() > 32 {
+        if hex.is_empty() {
             return None;
         }
-        let mut v: u128 = 0;
-        for &b in hex {
-            v = (v << 4) | u128::from(hex_val(b)?);
-        }
-        Some(TraceId(v))
+        parse_hex_u128(hex).map(TraceId)
     }
 }
 
@@ -133,14 +129,7 @@ impl SpanId {
 
     /// Parses 1 to 16 hex digits (either case), left-padding shorter input.
     pub fn from_hex(hex: &[u8]) -> Option<Self> {
-        if hex.is_empty() || hex.len() > 16 {
-            return None;
-        }
-        let mut v: u64 = 0;
-        for &b in hex {
-            v = (v << 4) | u64::from(hex_val(b)?);
-        }
-        Some(SpanId(v))
+        parse_hex_u64(hex).map(SpanId)
     }
 }
 
@@ -226,37 +215,139 @@ impl fmt::Debug for TraceFlags {
     }
 }
 
-pub(crate) const fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+/// Nibble value of each byte, or `INVALID`: both cases of hex digits.
+const HEX_ANY: [u8; 256] = hex_table(true);
+/// Nibble value of each byte, or `INVALID`: lower-case hex digits only.
+const HEX_LOWER: [u8; 256] = hex_table(false);
+const INVALID: u8 = 0x80;
+
+const fn hex_table(upper: bool) -> [u8; 256] {
+    let mut t = [INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        if upper {
+            t[b'A' as usize + i] = 10 + i as u8;
+        }
+        i += 1;
+    }
+    t
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// Parses up to 16 hex digits with a lookup table; `None` on any invalid
+/// byte. The caller checks the length.
+#[inline]
+fn parse_u64_with(table: &[u8; 256], hex: &[u8]) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut bad: u8 = 0;
+    for &b in hex {
+        let n = table[usize::from(b)];
+        bad |= n;
+        v = (v << 4) | u64::from(n);
+    }
+    (bad & INVALID == 0).then_some(v)
+}
+
+/// Parses 1..=16 hex digits of either case.
+#[inline]
+pub(crate) fn parse_hex_u64(hex: &[u8]) -> Option<u64> {
+    if hex.is_empty() || hex.len() > 16 {
+        return None;
+    }
+    parse_u64_with(&HEX_ANY, hex)
+}
+
+/// Parses 1..=32 hex digits of either case.
+#[inline]
+pub(crate) fn parse_hex_u128(hex: &[u8]) -> Option<u128> {
+    if hex.len() <= 16 {
+        return parse_hex_u64(hex).map(u128::from);
+    }
+    if hex.len() > 32 {
+        return None;
+    }
+    let (high, low) = hex.split_at(hex.len() - 16);
+    Some(
+        (u128::from(parse_u64_with(&HEX_ANY, high)?) << 64)
+            | u128::from(parse_u64_with(&HEX_ANY, low)?),
+    )
+}
+
+/// Parses exactly 16 lower-case hex digits (W3C's strict form).
+#[inline]
+pub(crate) fn parse_lower_hex_u64(hex: &[u8]) -> Option<u64> {
+    if hex.len() != 16 {
+        return None;
+    }
+    parse_u64_with(&HEX_LOWER, hex)
+}
+
+/// Parses exactly 2 lower-case hex digits.
+#[inline]
+pub(crate) fn parse_lower_hex_u8(hex: &[u8]) -> Option<u8> {
+    if hex.len() != 2 {
+        return None;
+    }
+    parse_u64_with(&HEX_LOWER, hex).map(|v| v as u8)
+}
+
+/// Nibble value of one hex digit of either case.
+#[cfg(test)]
+pub(crate) fn hex_val(b: u8) -> Option<u8> {
+    let n = HEX_ANY[usize::from(b)];
+    (n & INVALID == 0).then_some(n)
+}
+
+/// The two lower-case hex digits of every byte value.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let digits = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [digits[i >> 4], digits[i & 0xf]];
+        i += 1;
+    }
+    t
+};
 
 /// Appends exactly 16 lowercase hex digits.
-pub(crate) fn push_hex_u64(out: &mut String, v: u64) {
-    for shift in (0..16).rev() {
-        out.push(char::from(HEX[((v >> (shift * 4)) & 0xf) as usize]));
+#[inline]
+pub(crate) fn push_hex_u64(out: &mut Vec<u8>, v: u64) {
+    let mut buf = [0u8; 16];
+    for (pair, byte) in buf.chunks_exact_mut(2).zip(v.to_be_bytes()) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
+    out.extend_from_slice(&buf);
 }
 
 /// Appends exactly 32 lowercase hex digits.
-pub(crate) fn push_hex_u128(out: &mut String, v: u128) {
+#[inline]
+pub(crate) fn push_hex_u128(out: &mut Vec<u8>, v: u128) {
     push_hex_u64(out, (v >> 64) as u64);
     push_hex_u64(out, v as u64);
 }
 
 /// Appends a trace id as Jaeger and B3 write it: 16 digits when 64-bit.
-pub(crate) fn push_trace_id(out: &mut String, id: TraceId) {
+#[inline]
+pub(crate) fn push_trace_id(out: &mut Vec<u8>, id: TraceId) {
     if id.is_64bit() {
         push_hex_u64(out, id.low());
     } else {
         push_hex_u128(out, id.to_u128());
     }
+}
+
+/// Turns a buffer of ASCII built by the `push_*` functions into a `String`.
+/// The buffer is ASCII by construction; should that ever not hold, the
+/// result is empty rather than a panic.
+#[inline]
+pub(crate) fn ascii_string(buf: Vec<u8>) -> String {
+    String::from_utf8(buf).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -290,9 +381,16 @@ mod tests {
             TraceId::from_parts(1, 2).to_string(),
             "00000000000000010000000000000002"
         );
-        let mut s = String::new();
+        let mut s = Vec::new();
         push_trace_id(&mut s, TraceId::from_parts(0, 0xff));
-        assert_eq!(s, "00000000000000ff");
+        assert_eq!(ascii_string(s), "00000000000000ff");
+        assert_eq!(
+            parse_lower_hex_u64(b"00f067aa0ba902b7"),
+            Some(0x00f0_67aa_0ba9_02b7)
+        );
+        assert_eq!(parse_lower_hex_u64(b"00F067aa0ba902b7"), None);
+        assert_eq!(parse_lower_hex_u8(b"0g"), None);
+        assert_eq!(hex_val(b'F'), Some(15));
         assert!(TraceFlags::from_u8(3).is_debug());
         assert_eq!(TraceFlags::NONE.with_sampled(true), TraceFlags::SAMPLED);
     }

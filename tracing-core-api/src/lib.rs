@@ -83,7 +83,7 @@ pub use propagation::{
 };
 pub use span::{FinishedSpan, LogRecord, Reference, ReferenceKind, SharedSpan, Span, SpanRecorder};
 pub use tag::{log_fields, tags, Field, Tag, TagValue};
-pub use tracer::{SpanBuilder, StartSpanOptions, Tracer, TracerExt};
+pub use tracer::{References, SpanBuilder, StartSpanOptions, StartTags, Tracer, TracerExt};
 
 /// The traits needed to start spans and instrument futures, and the
 /// standard tag and log-field names.

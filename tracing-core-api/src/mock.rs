@@ -121,7 +121,7 @@ impl Tracer for MockTracer {
     fn start_span_with_options(
         &self,
         operation_name: Cow<'static, str>,
-        options: StartSpanOptions,
+        options: &mut StartSpanOptions,
     ) -> Span {
         let parent = options
             .references
@@ -168,8 +168,8 @@ impl Tracer for MockTracer {
             cx,
             operation_name,
             options.start_time.unwrap_or_else(SystemTime::now),
-            options.references,
-            options.tags,
+            std::mem::take(&mut options.references),
+            std::mem::take(&mut options.tags),
             self.inner.clone(),
         )
     }

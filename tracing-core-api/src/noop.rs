@@ -18,7 +18,7 @@ use crate::{Span, StartSpanOptions, Tracer};
 pub struct NoopTracer;
 
 impl Tracer for NoopTracer {
-    fn start_span_with_options(&self, _: Cow<'static, str>, _: StartSpanOptions) -> Span {
+    fn start_span_with_options(&self, _: Cow<'static, str>, _: &mut StartSpanOptions) -> Span {
         Span::noop()
     }
 

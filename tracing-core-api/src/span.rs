@@ -162,17 +162,18 @@ impl Span {
         context: SpanContext,
         operation_name: Cow<'static, str>,
         start_time: SystemTime,
-        references: Vec<Reference>,
-        tags: Vec<Tag>,
+        references: impl IntoIterator<Item = Reference>,
+        tags: impl IntoIterator<Item = Tag>,
         recorder: Arc<dyn SpanRecorder>,
     ) -> Self {
+        let tags = tags.into_iter();
         let mut span = Span {
             context,
             recording: Some(Box::new(Recording {
                 operation_name,
                 start_time,
-                references,
-                tags: Vec::with_capacity(tags.len().max(4)),
+                references: references.into_iter().collect(),
+                tags: Vec::with_capacity(tags.size_hint().0.max(4)),
                 logs: Vec::new(),
                 baggage_limits: BaggageLimits::DEFAULT,
                 recorder,
@@ -328,7 +329,15 @@ impl Span {
         SharedSpan(Arc::new(Mutex::new(self)))
     }
 
+    #[inline]
     fn finish_inner(&mut self, time: Option<SystemTime>) {
+        if self.recording.is_some() {
+            self.record(time);
+        }
+    }
+
+    #[inline(never)]
+    fn record(&mut self, time: Option<SystemTime>) {
         if let Some(r) = self.recording.take() {
             let r = *r;
             r.recorder.record(FinishedSpan {

@@ -8,15 +8,23 @@ use crate::current;
 use crate::propagation::{ExtractError, InjectError, Propagator};
 use crate::{Extractor, Format, Injector, Reference, Span, SpanContext, Tag, TagValue};
 
+/// The references of a span being started: one is kept inline, so the
+/// common case (one parent) does not allocate.
+pub type References = smallvec::SmallVec<[Reference; 1]>;
+
+/// The initial tags of a span being started: four are kept inline, so
+/// tracers that record nothing never allocate for them.
+pub type StartTags = smallvec::SmallVec<[Tag; 4]>;
+
 /// What a tracer needs to start a span, after the [`SpanBuilder`] has
 /// resolved the parent (explicit references, else the current span).
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct StartSpanOptions {
     /// References to other spans; the first `ChildOf` is the parent.
-    pub references: Vec<Reference>,
+    pub references: References,
     /// Initial tags (a sampler may look at them, e.g. `sampling.priority`).
-    pub tags: Vec<Tag>,
+    pub tags: StartTags,
     /// Explicit start time; `None` means now.
     pub start_time: Option<SystemTime>,
 }
@@ -38,10 +46,14 @@ pub struct StartSpanOptions {
 /// ```
 pub trait Tracer: Send + Sync {
     /// Starts a span with resolved options.
+    ///
+    /// The options are lent rather than moved: a tracer that records the
+    /// span takes what it keeps (`std::mem::take`), one that records
+    /// nothing does not pay for moving them.
     fn start_span_with_options(
         &self,
         operation_name: Cow<'static, str>,
-        options: StartSpanOptions,
+        options: &mut StartSpanOptions,
     ) -> Span;
 
     /// The propagator used by [`inject`](Self::inject) and
@@ -96,7 +108,7 @@ impl TracerExt for dyn Tracer + '_ {
 macro_rules! forward_tracer {
     ($($ty:ty),*) => {$(
         impl<T: Tracer + ?Sized> Tracer for $ty {
-            fn start_span_with_options(&self, name: Cow<'static, str>, options: StartSpanOptions) -> Span {
+            fn start_span_with_options(&self, name: Cow<'static, str>, options: &mut StartSpanOptions) -> Span {
                 (**self).start_span_with_options(name, options)
             }
             fn propagator(&self) -> &dyn Propagator {
@@ -210,7 +222,8 @@ impl<'a> SpanBuilder<'a> {
                 }
             }
         }
-        self.tracer.start_span_with_options(self.name, self.options)
+        self.tracer
+            .start_span_with_options(self.name, &mut self.options)
     }
 
     /// Starts the span and makes it shareable.

@@ -1,7 +1,7 @@
 //! Zipkin's B3 propagation, multi-header and single-header.
 
 use super::{ExtractError, Propagator};
-use crate::id::{push_hex_u64, push_trace_id};
+use crate::id::{ascii_string, push_hex_u64, push_trace_id};
 use crate::{Extractor, Format, Injector, SpanContext, SpanId, TraceFlags, TraceId};
 
 const B3: &str = "b3";
@@ -11,6 +11,14 @@ const PARENT_ID: &str = "x-b3-parentspanid";
 const SAMPLED: &str = "x-b3-sampled";
 const FLAGS: &str = "x-b3-flags";
 const MAX_SINGLE_LEN: usize = 128;
+
+use http::HeaderName;
+const B3_H: HeaderName = HeaderName::from_static(B3);
+const TRACE_ID_H: HeaderName = HeaderName::from_static(TRACE_ID);
+const SPAN_ID_H: HeaderName = HeaderName::from_static(SPAN_ID);
+const PARENT_ID_H: HeaderName = HeaderName::from_static(PARENT_ID);
+const SAMPLED_H: HeaderName = HeaderName::from_static(SAMPLED);
+const FLAGS_H: HeaderName = HeaderName::from_static(FLAGS);
 
 /// Which B3 headers to write on inject.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -106,17 +114,20 @@ impl B3Propagator {
 
     fn extract_multi(carrier: &dyn Extractor) -> Result<Option<SpanContext>, ExtractError> {
         let e = |h: &'static str| move |r| ExtractError::malformed_static(h, r);
-        let flags = match carrier.get(FLAGS) {
+        let flags = match carrier.get_header(&FLAGS_H) {
             Some(b"1") => Some(TraceFlags::SAMPLED.with_debug(true)),
             Some(b"0") | None => None,
             Some(_) => return Err(ExtractError::malformed_static(FLAGS, "must be 1 or 0")),
         };
-        let flags = match (flags, carrier.get(SAMPLED)) {
+        let flags = match (flags, carrier.get_header(&SAMPLED_H)) {
             (Some(f), _) => Some(f),
             (None, Some(v)) => Self::sampling(v).map_err(e(SAMPLED))?,
             (None, None) => None,
         };
-        let (trace, span) = (carrier.get(TRACE_ID), carrier.get(SPAN_ID));
+        let (trace, span) = (
+            carrier.get_header(&TRACE_ID_H),
+            carrier.get_header(&SPAN_ID_H),
+        );
         let mut cx = match (trace, span) {
             (None, None) => match flags {
                 Some(f) => return Ok(Some(SpanContext::default().with_flags(f))),
@@ -134,7 +145,7 @@ impl B3Propagator {
         if let Some(f) = flags {
             cx = cx.with_flags(f);
         }
-        if let Some(p) = carrier.get(PARENT_ID) {
+        if let Some(p) = carrier.get_header(&PARENT_ID_H) {
             cx = cx.with_parent_id(Self::span_id(p).map_err(e(PARENT_ID))?);
         }
         Ok(Some(cx))
@@ -158,37 +169,37 @@ impl Propagator for B3Propagator {
         if !cx.is_valid() {
             return;
         }
-        let mut trace = String::with_capacity(32);
+        let mut trace = Vec::with_capacity(if cx.trace_id().is_64bit() { 16 } else { 32 });
         push_trace_id(&mut trace, cx.trace_id());
-        let mut span = String::with_capacity(16);
+        let mut span = Vec::with_capacity(16);
         push_hex_u64(&mut span, cx.span_id().to_u64());
         if matches!(self.encoding, B3Encoding::SingleHeader | B3Encoding::Both) {
-            let mut s = String::with_capacity(70);
-            s.push_str(&trace);
-            s.push('-');
-            s.push_str(&span);
+            let mut s = Vec::with_capacity(trace.len() + 36);
+            s.extend_from_slice(&trace);
+            s.push(b'-');
+            s.extend_from_slice(&span);
             if let Some(c) = Self::sampling_char(cx) {
-                s.push('-');
-                s.push(c);
+                s.push(b'-');
+                s.push(c as u8);
                 if cx.parent_id().is_valid() {
-                    s.push('-');
+                    s.push(b'-');
                     push_hex_u64(&mut s, cx.parent_id().to_u64());
                 }
             }
-            carrier.set_static(B3, s);
+            carrier.set_header(&B3_H, ascii_string(s));
         }
         if matches!(self.encoding, B3Encoding::MultiHeader | B3Encoding::Both) {
             if cx.parent_id().is_valid() {
-                let mut p = String::with_capacity(16);
+                let mut p = Vec::with_capacity(16);
                 push_hex_u64(&mut p, cx.parent_id().to_u64());
-                carrier.set_static(PARENT_ID, p);
+                carrier.set_header(&PARENT_ID_H, ascii_string(p));
             }
-            carrier.set_static(TRACE_ID, trace);
-            carrier.set_static(SPAN_ID, span);
+            carrier.set_header(&TRACE_ID_H, ascii_string(trace));
+            carrier.set_header(&SPAN_ID_H, ascii_string(span));
             match Self::sampling_char(cx) {
                 // Debug implies sampled; the specification says not to send both.
-                Some('d') => carrier.set_static(FLAGS, "1".to_owned()),
-                Some(c) => carrier.set_static(SAMPLED, c.to_string()),
+                Some('d') => carrier.set_header(&FLAGS_H, "1".to_owned()),
+                Some(c) => carrier.set_header(&SAMPLED_H, c.to_string()),
                 None => {}
             }
         }
@@ -199,7 +210,7 @@ impl Propagator for B3Propagator {
         _: Format,
         carrier: &dyn Extractor,
     ) -> Result<Option<SpanContext>, ExtractError> {
-        if let Some(v) = carrier.get(B3) {
+        if let Some(v) = carrier.get_header(&B3_H) {
             return Self::parse_single(v)
                 .map(Some)
                 .map_err(|r| ExtractError::malformed_static(B3, r));

@@ -2,9 +2,11 @@
 
 use std::borrow::Cow;
 
+use http::header::{HeaderName, InvalidHeaderName};
+
 use super::encoding;
 use super::{ExtractError, InjectError, Propagator};
-use crate::id::{push_hex_u64, push_trace_id};
+use crate::id::{ascii_string, push_hex_u64, push_trace_id};
 use crate::{
     Baggage, BaggageLimits, Extractor, Format, Injector, SpanContext, SpanId, TraceFlags, TraceId,
 };
@@ -16,42 +18,61 @@ const MAX_TRACE_HEADER_LEN: usize = 128;
 const MAX_DEBUG_ID_LEN: usize = 256;
 
 /// Header names of the Jaeger format, configurable as in the Jaeger clients'
-/// `HeadersConfig`. Names must be lower-case.
+/// `HeadersConfig`.
+///
+/// ```
+/// use opentracing_api::{JaegerHeaders, JaegerPropagator};
+/// let headers = JaegerHeaders::default().with_trace_context("X-Trace-Id").unwrap();
+/// let propagator = JaegerPropagator::new().with_headers(headers);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct JaegerHeaders {
     /// The trace context header, `uber-trace-id`.
-    pub trace_context: Cow<'static, str>,
-    /// The per-item baggage prefix, `uberctx-`.
+    pub trace_context: HeaderName,
+    /// The per-item baggage prefix, `uberctx-` (lower-case).
     pub baggage_prefix: Cow<'static, str>,
     /// The debug id header, `jaeger-debug-id`.
-    pub debug_id: Cow<'static, str>,
+    pub debug_id: HeaderName,
     /// The comma-separated baggage header, `jaeger-baggage`.
-    pub baggage: Cow<'static, str>,
+    pub baggage: HeaderName,
 }
 
 impl Default for JaegerHeaders {
     fn default() -> Self {
         JaegerHeaders {
-            trace_context: Cow::Borrowed("uber-trace-id"),
+            trace_context: HeaderName::from_static("uber-trace-id"),
             baggage_prefix: Cow::Borrowed("uberctx-"),
-            debug_id: Cow::Borrowed("jaeger-debug-id"),
-            baggage: Cow::Borrowed("jaeger-baggage"),
+            debug_id: HeaderName::from_static("jaeger-debug-id"),
+            baggage: HeaderName::from_static("jaeger-baggage"),
         }
     }
 }
 
 impl JaegerHeaders {
-    /// Sets the trace context header name (lower-cased).
-    pub fn with_trace_context(mut self, name: impl Into<String>) -> Self {
-        self.trace_context = Cow::Owned(name.into().to_ascii_lowercase());
-        self
+    /// Sets the trace context header name.
+    pub fn with_trace_context(mut self, name: &str) -> Result<Self, InvalidHeaderName> {
+        self.trace_context = HeaderName::from_bytes(name.as_bytes())?;
+        Ok(self)
     }
 
-    /// Sets the baggage prefix (lower-cased).
-    pub fn with_baggage_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.baggage_prefix = Cow::Owned(prefix.into().to_ascii_lowercase());
-        self
+    /// Sets the debug id header name.
+    pub fn with_debug_id(mut self, name: &str) -> Result<Self, InvalidHeaderName> {
+        self.debug_id = HeaderName::from_bytes(name.as_bytes())?;
+        Ok(self)
+    }
+
+    /// Sets the comma-separated baggage header name.
+    pub fn with_baggage(mut self, name: &str) -> Result<Self, InvalidHeaderName> {
+        self.baggage = HeaderName::from_bytes(name.as_bytes())?;
+        Ok(self)
+    }
+
+    /// Sets the baggage prefix; it must itself be a valid header name.
+    pub fn with_baggage_prefix(mut self, prefix: &str) -> Result<Self, InvalidHeaderName> {
+        let checked = HeaderName::from_bytes(prefix.as_bytes())?;
+        self.baggage_prefix = Cow::Owned(checked.as_str().to_owned());
+        Ok(self)
     }
 }
 
@@ -107,43 +128,65 @@ impl JaegerPropagator {
 
     /// Formats a context as the `uber-trace-id` value.
     pub fn format_trace_header(cx: &SpanContext) -> String {
-        let mut s = String::with_capacity(72);
-        push_trace_id(&mut s, cx.trace_id());
-        s.push(':');
-        push_hex_u64(&mut s, cx.span_id().to_u64());
-        s.push(':');
-        push_hex_u64(&mut s, cx.parent_id().to_u64());
-        s.push(':');
         let flags = cx.flags().to_u8();
+        // Exact capacity: `HeaderValue` keeps the buffer without reallocating.
+        let len = if cx.trace_id().is_64bit() { 16 } else { 32 } + 36 + usize::from(flags >= 0x10);
+        let mut s = Vec::with_capacity(len);
+        push_trace_id(&mut s, cx.trace_id());
+        s.push(b':');
+        push_hex_u64(&mut s, cx.span_id().to_u64());
+        s.push(b':');
+        push_hex_u64(&mut s, cx.parent_id().to_u64());
+        s.push(b':');
         if flags >= 0x10 {
             s.push(hex_digit(flags >> 4));
         }
         s.push(hex_digit(flags & 0xf));
-        s
+        ascii_string(s)
     }
 
     /// Parses an `uber-trace-id` value (not URL-encoded).
     pub fn parse_trace_header(value: &[u8]) -> Result<SpanContext, &'static str> {
-        let mut parts = value.split(|&b| b == b':');
-        let (Some(t), Some(s), Some(p), Some(f), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Err("expected 4 colon-separated fields");
-        };
+        // Fast path: the zero-padded form every Go and Java client sends.
+        for tlen in [16, 32] {
+            let n = value.len();
+            if (n == tlen + 36 || n == tlen + 37)
+                && value[tlen] == b':'
+                && value[tlen + 17] == b':'
+                && value[tlen + 34] == b':'
+            {
+                return Self::parse_fields(
+                    &value[..tlen],
+                    &value[tlen + 1..tlen + 17],
+                    &value[tlen + 18..tlen + 34],
+                    &value[tlen + 35..],
+                );
+            }
+        }
+        // General form (Java and Python clients do not pad): split on the
+        // three colons; a fourth one is an error.
+        let colon = |from: &[u8]| from.iter().position(|&b| b == b':');
+        let err = "expected 4 colon-separated fields";
+        let end = colon(value).ok_or(err)?;
+        let (trace, rest) = (&value[..end], &value[end + 1..]);
+        let end = colon(rest).ok_or(err)?;
+        let (span, rest) = (&rest[..end], &rest[end + 1..]);
+        let end = colon(rest).ok_or(err)?;
+        let (parent, flags) = (&rest[..end], &rest[end + 1..]);
+        if flags.contains(&b':') {
+            return Err(err);
+        }
+        Self::parse_fields(trace, span, parent, flags)
+    }
+
+    fn parse_fields(t: &[u8], s: &[u8], p: &[u8], f: &[u8]) -> Result<SpanContext, &'static str> {
         let trace_id = TraceId::from_hex(t).ok_or("trace id is not 1 to 32 hex digits")?;
         let span_id = SpanId::from_hex(s).ok_or("span id is not 1 to 16 hex digits")?;
         let parent_id = SpanId::from_hex(p).ok_or("parent id is not 1 to 16 hex digits")?;
         if f.is_empty() || f.len() > 2 {
             return Err("flags are not 1 or 2 hex digits");
         }
-        let mut flags = 0u8;
-        for &b in f {
-            flags = (flags << 4) | crate::id::hex_val(b).ok_or("flags are not hex")?;
-        }
+        let flags = crate::id::parse_hex_u64(f).ok_or("flags are not hex")? as u8;
         if !trace_id.is_valid() {
             return Err("trace id is zero");
         }
@@ -156,48 +199,88 @@ impl JaegerPropagator {
         )
     }
 
-    fn extract_baggage(&self, format: Format, carrier: &dyn Extractor, baggage: &mut Baggage) {
-        let prefix = self.headers.baggage_prefix.as_bytes();
+    fn add_baggage_item(&self, format: Format, key: &str, value: &[u8], baggage: &mut Baggage) {
         let limits = &self.limits;
-        let url_encoded = format == Format::HttpHeaders;
-        carrier.for_each(&mut |key, value| {
-            let kb = key.as_bytes();
-            if kb.len() <= prefix.len() || !kb[..prefix.len()].eq_ignore_ascii_case(prefix) {
-                return;
-            }
-            if baggage.len() >= limits.max_items || value.len() > limits.max_value_len * 3 {
-                return;
-            }
-            let k = key[prefix.len()..].to_ascii_lowercase();
-            let v = if url_encoded {
-                encoding::decode(value, true)
-            } else {
-                std::str::from_utf8(value).ok().map(str::to_owned)
-            };
-            if let Some(v) = v {
-                let _ = baggage.insert_with_limits(k, v, limits);
-            }
-        });
-        if let Some(value) = carrier.get(&self.headers.baggage) {
-            if value.len() > limits.max_total_len * 3 {
-                return;
-            }
-            let Some(decoded) = encoding::decode(value, true) else {
-                return;
-            };
-            for pair in decoded.split(',') {
-                if let Some((k, v)) = pair.trim().split_once('=') {
-                    if !k.is_empty() && !v.contains('=') {
-                        let _ = baggage.insert_with_limits(k.to_owned(), v.to_owned(), limits);
-                    }
+        if baggage.len() >= limits.max_items || value.len() > limits.max_value_len * 3 {
+            return;
+        }
+        let k = key[self.headers.baggage_prefix.len()..].to_ascii_lowercase();
+        let v = if format == Format::HttpHeaders {
+            encoding::decode(value, true)
+        } else {
+            std::str::from_utf8(value).ok().map(str::to_owned)
+        };
+        if let Some(v) = v {
+            let _ = baggage.insert_with_limits(k, v, limits);
+        }
+    }
+
+    /// `jaeger-baggage: k1=v1, k2=v2`, decoded as a whole as Go does.
+    fn add_jaeger_baggage(&self, value: &[u8], baggage: &mut Baggage) {
+        let limits = &self.limits;
+        if value.len() > limits.max_total_len * 3 {
+            return;
+        }
+        let Some(decoded) = encoding::decode(value, true) else {
+            return;
+        };
+        for pair in decoded.split(',') {
+            if let Some((k, v)) = pair.trim().split_once('=') {
+                if !k.is_empty() && !v.contains('=') {
+                    let _ = baggage.insert_with_limits(k.to_owned(), v.to_owned(), limits);
                 }
             }
         }
     }
+
+    fn parse_debug_id(&self, v: &[u8]) -> Result<Option<String>, ExtractError> {
+        if v.is_empty() {
+            return Ok(None);
+        }
+        if v.len() > MAX_DEBUG_ID_LEN {
+            return Err(ExtractError::malformed(
+                self.headers.debug_id.as_str(),
+                "value too long",
+            ));
+        }
+        std::str::from_utf8(v)
+            .ok()
+            .filter(|s| s.bytes().all(|b| (0x20..0x7f).contains(&b)))
+            .map(|s| Some(s.to_owned()))
+            .ok_or_else(|| {
+                ExtractError::malformed(self.headers.debug_id.as_str(), "not printable ASCII")
+            })
+    }
+
+    fn parse_trace_value(&self, value: &[u8]) -> Result<SpanContext, ExtractError> {
+        let header = self.headers.trace_context.as_str();
+        if value.len() > MAX_TRACE_HEADER_LEN {
+            return Err(ExtractError::malformed(header, "value too long"));
+        }
+        // The value may be URL-encoded (Go decodes it); only look for that
+        // when the plain parse fails.
+        Self::parse_trace_header(value)
+            .or_else(|e| {
+                if value.contains(&b'%') {
+                    let decoded: Vec<u8> = percent_encoding::percent_decode(value).collect();
+                    Self::parse_trace_header(&decoded)
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|reason| ExtractError::malformed(header, reason))
+    }
 }
 
-fn hex_digit(n: u8) -> char {
-    char::from(b"0123456789abcdef"[usize::from(n & 0xf)])
+/// Case-insensitive name comparison, exact bytes first: `HeaderMap` keys
+/// are already lower-case, so the slower comparison rarely runs.
+#[inline]
+fn name_eq(key: &[u8], name: &str) -> bool {
+    key.len() == name.len() && (key == name.as_bytes() || key.eq_ignore_ascii_case(name.as_bytes()))
+}
+
+fn hex_digit(n: u8) -> u8 {
+    b"0123456789abcdef"[usize::from(n & 0xf)]
 }
 
 impl Propagator for JaegerPropagator {
@@ -205,11 +288,7 @@ impl Propagator for JaegerPropagator {
         if !cx.is_valid() {
             return;
         }
-        let value = Self::format_trace_header(cx);
-        match &self.headers.trace_context {
-            Cow::Borrowed(k) => carrier.set_static(k, value),
-            Cow::Owned(k) => carrier.set(k, value),
-        }
+        carrier.set_header(&self.headers.trace_context, Self::format_trace_header(cx));
         if cx.baggage().is_empty() {
             return;
         }
@@ -226,52 +305,50 @@ impl Propagator for JaegerPropagator {
         }
     }
 
+    /// One pass over the carrier: the baggage prefix must be looked for in
+    /// every key anyway, and comparing a few names per key is cheaper than
+    /// separate lookups of the trace, debug and baggage headers.
     fn extract(
         &self,
         format: Format,
         carrier: &dyn Extractor,
     ) -> Result<Option<SpanContext>, ExtractError> {
-        let header = &self.headers.trace_context;
-        let mut cx = match carrier.get(header) {
-            Some(value) => {
-                if value.len() > MAX_TRACE_HEADER_LEN {
-                    return Err(ExtractError::malformed(header, "value too long"));
-                }
-                let parsed = if value.contains(&b'%') {
-                    let decoded: Vec<u8> = percent_encoding::percent_decode(value).collect();
-                    Self::parse_trace_header(&decoded)
-                } else {
-                    Self::parse_trace_header(value)
-                };
-                Some(parsed.map_err(|reason| ExtractError::malformed(header, reason))?)
-            }
-            None => None,
-        };
-        let debug_id = match carrier.get(&self.headers.debug_id) {
-            Some(v) if v.len() > MAX_DEBUG_ID_LEN => {
-                return Err(ExtractError::malformed(
-                    &self.headers.debug_id,
-                    "value too long",
-                ))
-            }
-            Some(v) if !v.is_empty() => Some(
-                std::str::from_utf8(v)
-                    .ok()
-                    .filter(|s| s.bytes().all(|b| (0x20..0x7f).contains(&b)))
-                    .ok_or_else(|| {
-                        ExtractError::malformed(&self.headers.debug_id, "not printable ASCII")
-                    })?,
-            ),
-            Some(_) | None => None,
-        };
+        let h = &self.headers;
+        let prefix = h.baggage_prefix.as_bytes();
+        let mut trace: Option<Result<SpanContext, ExtractError>> = None;
+        let mut debug: Option<Result<Option<String>, ExtractError>> = None;
         let mut baggage = Baggage::new();
-        self.extract_baggage(format, carrier, &mut baggage);
+        carrier.for_each(&mut |key, value| {
+            let kb = key.as_bytes();
+            // Cheap reject on the first byte before the full comparison.
+            let has_prefix = kb.len() > prefix.len()
+                && kb[0].eq_ignore_ascii_case(&prefix[0])
+                && kb[..prefix.len()].eq_ignore_ascii_case(prefix);
+            if has_prefix {
+                self.add_baggage_item(format, key, value, &mut baggage);
+            } else if name_eq(kb, h.trace_context.as_str()) {
+                if trace.is_none() {
+                    trace = Some(self.parse_trace_value(value));
+                }
+            } else if name_eq(kb, h.debug_id.as_str()) {
+                if debug.is_none() {
+                    debug = Some(self.parse_debug_id(value));
+                }
+            } else if name_eq(kb, h.baggage.as_str()) {
+                self.add_jaeger_baggage(value, &mut baggage);
+            }
+        });
+        let cx = trace.transpose()?;
+        let debug_id = debug.transpose()?.flatten();
         if cx.is_none() && debug_id.is_none() && baggage.is_empty() {
             return Ok(None);
         }
-        let mut out = cx.take().unwrap_or_default().with_baggage(baggage);
+        let mut out = cx.unwrap_or_default();
+        if !baggage.is_empty() {
+            out = out.with_baggage(baggage);
+        }
         if debug_id.is_some() {
-            out = out.with_debug_id(debug_id);
+            out = out.with_debug_id(debug_id.as_deref());
         }
         Ok(Some(out))
     }

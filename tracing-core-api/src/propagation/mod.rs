@@ -51,10 +51,9 @@ pub enum ExtractError {
 }
 
 impl ExtractError {
-    #[allow(clippy::ptr_arg)] // the Cow is cloned, keeping static names allocation-free
-    pub(crate) fn malformed(header: &Cow<'static, str>, reason: &'static str) -> Self {
+    pub(crate) fn malformed(header: &str, reason: &'static str) -> Self {
         ExtractError::Malformed {
-            header: header.clone(),
+            header: Cow::Owned(header.to_owned()),
             reason,
         }
     }

@@ -2,14 +2,19 @@
 
 use super::encoding;
 use super::{ExtractError, Propagator};
-use crate::id::{push_hex_u128, push_hex_u64};
+use crate::id::{
+    ascii_string, parse_lower_hex_u64, parse_lower_hex_u8, push_hex_u128, push_hex_u64,
+};
 use crate::{
     Baggage, BaggageLimits, Extractor, Format, Injector, SpanContext, SpanId, TraceFlags, TraceId,
 };
 
+use http::HeaderName;
+
 const TRACEPARENT: &str = "traceparent";
-const TRACESTATE: &str = "tracestate";
-const BAGGAGE: &str = "baggage";
+const TRACEPARENT_H: HeaderName = HeaderName::from_static(TRACEPARENT);
+const TRACESTATE_H: HeaderName = HeaderName::from_static("tracestate");
+const BAGGAGE_H: HeaderName = HeaderName::from_static("baggage");
 /// Longest `traceparent` parsed (future versions may append fields).
 const MAX_TRACEPARENT_LEN: usize = 512;
 /// Longest `tracestate` carried through; longer ones are dropped.
@@ -50,13 +55,13 @@ impl TraceContextPropagator {
 
     /// Formats the `traceparent` value for a context.
     pub fn format_traceparent(cx: &SpanContext) -> String {
-        let mut s = String::with_capacity(55);
-        s.push_str("00-");
+        let mut s = Vec::with_capacity(55);
+        s.extend_from_slice(b"00-");
         push_hex_u128(&mut s, cx.trace_id().to_u128());
-        s.push('-');
+        s.push(b'-');
         push_hex_u64(&mut s, cx.span_id().to_u64());
-        s.push_str(if cx.is_sampled() { "-01" } else { "-00" });
-        s
+        s.extend_from_slice(if cx.is_sampled() { b"-01" } else { b"-00" });
+        ascii_string(s)
     }
 
     /// Parses a `traceparent` value.
@@ -67,33 +72,32 @@ impl TraceContextPropagator {
         if v.len() > MAX_TRACEPARENT_LEN {
             return Err("value too long");
         }
-        let lower_hex = |s: &[u8]| s.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        let (version, trace, span, flags) = (&v[0..2], &v[3..35], &v[36..52], &v[53..55]);
         if v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
             return Err("fields are not separated by '-'");
         }
-        if !lower_hex(version) || version == b"ff" {
+        let version = parse_lower_hex_u8(&v[0..2]).ok_or("invalid version")?;
+        if version == 0xff {
             return Err("invalid version");
         }
-        if version == b"00" && v.len() != 55 {
+        if version == 0 && v.len() != 55 {
             return Err("version 00 must be exactly 55 characters");
         }
         if v.len() > 55 && v[55] != b'-' {
             return Err("unexpected data after the flags");
         }
-        if !lower_hex(trace) || !lower_hex(span) || !lower_hex(flags) {
-            return Err("ids and flags must be lower-case hex");
-        }
-        let trace_id = TraceId::from_hex(trace).ok_or("invalid trace id")?;
-        let span_id = SpanId::from_hex(span).ok_or("invalid parent id")?;
+        let err = "ids and flags must be lower-case hex";
+        let high = parse_lower_hex_u64(&v[3..19]).ok_or(err)?;
+        let low = parse_lower_hex_u64(&v[19..35]).ok_or(err)?;
+        let span = parse_lower_hex_u64(&v[36..52]).ok_or(err)?;
+        let flags = parse_lower_hex_u8(&v[53..55]).ok_or(err)?;
+        let trace_id = TraceId::from_parts(high, low);
+        let span_id = SpanId::from_u64(span);
         if !trace_id.is_valid() {
             return Err("trace id is zero");
         }
         if !span_id.is_valid() {
             return Err("parent id is zero");
         }
-        let flags = (crate::id::hex_val(flags[0]).unwrap_or(0) << 4)
-            | crate::id::hex_val(flags[1]).unwrap_or(0);
         Ok(SpanContext::new(
             trace_id,
             span_id,
@@ -130,9 +134,9 @@ impl Propagator for TraceContextPropagator {
         if !cx.is_valid() {
             return;
         }
-        carrier.set_static(TRACEPARENT, Self::format_traceparent(cx));
+        carrier.set_header(&TRACEPARENT_H, Self::format_traceparent(cx));
         if let Some(ts) = cx.trace_state() {
-            carrier.set_static(TRACESTATE, ts.to_owned());
+            carrier.set_header(&TRACESTATE_H, ts.to_owned());
         }
     }
 
@@ -141,12 +145,12 @@ impl Propagator for TraceContextPropagator {
         _: Format,
         carrier: &dyn Extractor,
     ) -> Result<Option<SpanContext>, ExtractError> {
-        let Some(v) = carrier.get(TRACEPARENT) else {
+        let Some(v) = carrier.get_header(&TRACEPARENT_H) else {
             return Ok(None);
         };
         let cx = Self::parse_traceparent(v)
             .map_err(|r| ExtractError::malformed_static(TRACEPARENT, r))?;
-        let ts = carrier.get(TRACESTATE).and_then(valid_tracestate);
+        let ts = carrier.get_header(&TRACESTATE_H).and_then(valid_tracestate);
         Ok(Some(if ts.is_some() {
             cx.with_trace_state(ts)
         } else {
@@ -265,7 +269,7 @@ impl Propagator for W3CBaggagePropagator {
         }
         let v = Self::format(cx.baggage());
         if !v.is_empty() {
-            carrier.set_static(BAGGAGE, v);
+            carrier.set_header(&BAGGAGE_H, v);
         }
     }
 
@@ -274,7 +278,7 @@ impl Propagator for W3CBaggagePropagator {
         _: Format,
         carrier: &dyn Extractor,
     ) -> Result<Option<SpanContext>, ExtractError> {
-        let Some(v) = carrier.get(BAGGAGE) else {
+        let Some(v) = carrier.get_header(&BAGGAGE_H) else {
             return Ok(None);
         };
         let baggage = self.parse(v);
