@@ -1,0 +1,479 @@
+//! `JAEGER_*` and `OTEL_*` environment variables.
+//!
+//! | variable | effect |
+//! | --- | --- |
+//! | `JAEGER_SERVICE_NAME`, `OTEL_SERVICE_NAME` | service name (required; `service.name` in `OTEL_RESOURCE_ATTRIBUTES` also works) |
+//! | `JAEGER_DISABLED` | `true`: sample nothing and export nothing (contexts still propagate) |
+//! | `JAEGER_TAGS` | process tags, `k=v,k2=${ENV_VAR:default}` |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | process tags, `k=v,k2=v2` (percent-decoded) |
+//! | `JAEGER_ENDPOINT` | export to a Jaeger collector (binary Thrift over HTTP) |
+//! | `JAEGER_USER`, `JAEGER_PASSWORD` | basic auth for the collector (both or neither) |
+//! | `JAEGER_AUTH_TOKEN` | bearer token for the collector |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | export over OTLP; `/v1/traces` is appended for HTTP |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | export over OTLP to this exact URL |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `http/protobuf` (default) or `grpc` |
+//! | `OTEL_EXPORTER_OTLP_HEADERS` | `k=v,k2=v2` headers on OTLP requests |
+//! | `JAEGER_AGENT_HOST`, `JAEGER_AGENT_PORT` | export to a Jaeger agent over UDP (default port 6831) |
+//! | `JAEGER_SAMPLER_TYPE`, `JAEGER_SAMPLER_PARAM` | `const` (0/1), `probabilistic` (rate), `ratelimiting` (traces/s), `remote` (initial rate) |
+//! | `JAEGER_SAMPLING_ENDPOINT` | the remote sampler's URL (default `http://127.0.0.1:5778/sampling`, or port 5778 of `JAEGER_AGENT_HOST`) |
+//! | `JAEGER_SAMPLER_REFRESH_INTERVAL` | remote sampler poll interval (`1m`, `30s`, `500ms`; default 1m) |
+//! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `always_on`, `always_off`, `traceidratio`, `parentbased_*`, `jaeger_remote`, `parentbased_jaeger_remote` |
+//! | `JAEGER_REPORTER_MAX_QUEUE_SIZE` | queue capacity in spans |
+//! | `JAEGER_REPORTER_FLUSH_INTERVAL` | longest a span waits before it is sent |
+//! | `JAEGER_REPORTER_LOG_SPANS` | also log every span |
+//! | `JAEGER_PROPAGATION`, `OTEL_PROPAGATORS` | formats, in extraction order: `jaeger`, `w3c` / `tracecontext`, `baggage`, `b3` (single), `b3multi` |
+//! | `JAEGER_TRACEID_128BIT` | 128-bit (default true) or 64-bit trace ids |
+//!
+//! The exporter is chosen in this order: `JAEGER_ENDPOINT`, then the OTLP
+//! endpoint variables, then `JAEGER_AGENT_HOST` / `JAEGER_AGENT_PORT`, then
+//! the default (OTLP/HTTP to `localhost:4318`). Where a Jaeger and an
+//! OpenTelemetry variable say the same thing, the Jaeger one wins. Any
+//! value that cannot be used is an error naming the variable.
+
+use std::time::Duration;
+
+use opentracing_api::TagValue;
+
+use super::{
+    ConfigError, Exporter, JaegerTracerBuilder, PropagationFormat, DEFAULT_SAMPLING_ENDPOINT,
+};
+use crate::sampler::{ConstSampler, ProbabilisticSampler, RateLimitingSampler, Sampler};
+use crate::tracer::JaegerTracer;
+use crate::transport::CollectorAuth;
+
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn get(env: Lookup<'_>, var: &str) -> Option<String> {
+    env(var)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn invalid(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidVar {
+        var,
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_bool(env: Lookup<'_>, var: &'static str) -> Result<Option<bool>, ConfigError> {
+    get(env, var)
+        .map(|v| match v.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(invalid(var, &v, "expected true or false")),
+        })
+        .transpose()
+}
+
+fn parse_f64(env: Lookup<'_>, var: &'static str) -> Result<Option<f64>, ConfigError> {
+    get(env, var)
+        .map(|v| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| invalid(var, &v, "expected a number"))
+        })
+        .transpose()
+}
+
+fn parse_usize(env: Lookup<'_>, var: &'static str) -> Result<Option<usize>, ConfigError> {
+    get(env, var)
+        .map(|v| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| invalid(var, &v, "expected a positive integer"))
+        })
+        .transpose()
+}
+
+/// Go-style durations (`1m`, `30s`, `1m30s`, `500ms`, `2h`), or a bare
+/// number of milliseconds as OpenTelemetry's variables use.
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+    if let Ok(ms) = s.parse::<u64>() {
+        return Some(Duration::from_millis(ms));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let value: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += Duration::try_from_secs_f64(value * scale).ok()?;
+        rest = &rest[unit_end..];
+    }
+    Some(total)
+}
+
+fn parse_dur(env: Lookup<'_>, var: &'static str) -> Result<Option<Duration>, ConfigError> {
+    get(env, var)
+        .map(|v| {
+            parse_duration(&v)
+                .ok_or_else(|| invalid(var, &v, "expected a duration such as 1m, 30s or 500ms"))
+        })
+        .transpose()
+}
+
+/// `k=v,k2=v2` lists; values may be percent-encoded (OpenTelemetry) or
+/// `${VAR:default}` (Jaeger).
+fn parse_pairs(
+    env: Lookup<'_>,
+    var: &'static str,
+    value: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(invalid(var, value, format!("{pair:?} is not key=value")));
+        };
+        let v = v.trim();
+        let v = if let Some(inner) = v.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+            let (name, default) = inner.split_once(':').unwrap_or((inner, ""));
+            get(env, name).unwrap_or_else(|| default.to_owned())
+        } else {
+            percent_decode(v).ok_or_else(|| invalid(var, value, "bad percent-encoding"))?
+        };
+        if k.trim().is_empty() {
+            return Err(invalid(var, value, "empty key"));
+        }
+        out.push((k.trim().to_owned(), v));
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn parse_propagation(
+    var: &'static str,
+    value: &str,
+) -> Result<Vec<PropagationFormat>, ConfigError> {
+    let mut out = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let formats: &[PropagationFormat] = match name.to_ascii_lowercase().as_str() {
+            "jaeger" => &[PropagationFormat::Jaeger],
+            "tracecontext" => &[PropagationFormat::TraceContext],
+            "w3c" => &[PropagationFormat::TraceContext, PropagationFormat::Baggage],
+            "baggage" => &[PropagationFormat::Baggage],
+            "b3" => &[PropagationFormat::B3Single],
+            "b3multi" => &[PropagationFormat::B3Multi],
+            "none" => &[],
+            _ => {
+                return Err(invalid(
+                    var,
+                    value,
+                    format!("unknown propagation format {name:?}"),
+                ))
+            }
+        };
+        for f in formats {
+            if !out.contains(f) {
+                out.push(*f);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A builder configured from the process environment; adjust it further in
+/// code, then call `build`.
+pub fn builder_from_env() -> Result<JaegerTracerBuilder, ConfigError> {
+    builder_from_vars(&|name| std::env::var(name).ok())
+}
+
+/// A builder configured from the variables `lookup` returns (for tests and
+/// for configuration that is not in the process environment).
+#[allow(clippy::too_many_lines)]
+pub fn builder_from_vars(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<JaegerTracerBuilder, ConfigError> {
+    let env = lookup;
+    let mut resource = match get(env, "OTEL_RESOURCE_ATTRIBUTES") {
+        Some(v) => parse_pairs(env, "OTEL_RESOURCE_ATTRIBUTES", &v)?,
+        None => Vec::new(),
+    };
+    let resource_name = resource
+        .iter()
+        .position(|(k, _)| k == "service.name")
+        .map(|i| resource.remove(i).1);
+    let service = get(env, "JAEGER_SERVICE_NAME")
+        .or_else(|| get(env, "OTEL_SERVICE_NAME"))
+        .or(resource_name)
+        .ok_or_else(|| {
+            ConfigError::Invalid(
+                "no service name: set JAEGER_SERVICE_NAME or OTEL_SERVICE_NAME".into(),
+            )
+        })?;
+    let mut b = JaegerTracer::builder(service);
+    for (k, v) in resource {
+        b = b.tag(k, TagValue::from(v));
+    }
+    if let Some(v) = get(env, "JAEGER_TAGS") {
+        for (k, v) in parse_pairs(env, "JAEGER_TAGS", &v)? {
+            b = b.tag(k, TagValue::from(v));
+        }
+    }
+
+    // Exporter.
+    let user = get(env, "JAEGER_USER");
+    let password = get(env, "JAEGER_PASSWORD");
+    let token = get(env, "JAEGER_AUTH_TOKEN");
+    let otlp_protocol = get(env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .map(|v| ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", v))
+        .or_else(|| {
+            get(env, "OTEL_EXPORTER_OTLP_PROTOCOL").map(|v| ("OTEL_EXPORTER_OTLP_PROTOCOL", v))
+        });
+    let grpc = match &otlp_protocol {
+        None => false,
+        Some((_, v)) if v == "http/protobuf" => false,
+        Some((_, v)) if v == "grpc" => true,
+        Some((var, v)) => {
+            return Err(invalid(
+                var,
+                v,
+                "supported protocols are http/protobuf and grpc",
+            ))
+        }
+    };
+    let otlp_headers = match get(env, "OTEL_EXPORTER_OTLP_HEADERS") {
+        Some(v) => parse_pairs(env, "OTEL_EXPORTER_OTLP_HEADERS", &v)?,
+        None => Vec::new(),
+    };
+    let check_url = |var: &'static str, v: &str| -> Result<(), ConfigError> {
+        match v.parse::<http::Uri>() {
+            Ok(u) if u.scheme().is_some() && u.host().is_some() => Ok(()),
+            _ => Err(invalid(var, v, "expected an absolute http:// URL")),
+        }
+    };
+    if let Some(url) = get(env, "JAEGER_ENDPOINT") {
+        check_url("JAEGER_ENDPOINT", &url)?;
+        let auth = match (user, password, token) {
+            (Some(u), Some(p), _) => CollectorAuth::Basic {
+                user: u,
+                password: p,
+            },
+            (Some(_), None, _) => {
+                return Err(invalid(
+                    "JAEGER_USER",
+                    "***",
+                    "JAEGER_PASSWORD must be set too",
+                ))
+            }
+            (None, Some(_), _) => {
+                return Err(invalid(
+                    "JAEGER_PASSWORD",
+                    "***",
+                    "JAEGER_USER must be set too",
+                ))
+            }
+            (None, None, Some(t)) => CollectorAuth::Bearer(t),
+            (None, None, None) => CollectorAuth::None,
+        };
+        b = b.exporter(Exporter::HttpCollector { url, auth });
+    } else if let Some(url) = get(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+        check_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &url)?;
+        b = b.exporter(if grpc {
+            Exporter::OtlpGrpc {
+                endpoint: url,
+                headers: otlp_headers,
+            }
+        } else {
+            Exporter::OtlpHttp {
+                url,
+                headers: otlp_headers,
+            }
+        });
+    } else if let Some(base) = get(env, "OTEL_EXPORTER_OTLP_ENDPOINT") {
+        check_url("OTEL_EXPORTER_OTLP_ENDPOINT", &base)?;
+        b = b.exporter(if grpc {
+            Exporter::OtlpGrpc {
+                endpoint: base,
+                headers: otlp_headers,
+            }
+        } else {
+            Exporter::OtlpHttp {
+                url: format!("{}/v1/traces", base.trim_end_matches('/')),
+                headers: otlp_headers,
+            }
+        });
+    } else if get(env, "JAEGER_AGENT_HOST").is_some() || get(env, "JAEGER_AGENT_PORT").is_some() {
+        let host = get(env, "JAEGER_AGENT_HOST").unwrap_or_else(|| "localhost".to_owned());
+        let port = match get(env, "JAEGER_AGENT_PORT") {
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| invalid("JAEGER_AGENT_PORT", &p, "expected a port number"))?,
+            None => 6831,
+        };
+        let addr = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        b = b.exporter(Exporter::UdpAgent { addr });
+    } else if grpc {
+        b = b.exporter(Exporter::OtlpGrpc {
+            endpoint: "http://localhost:4317".into(),
+            headers: otlp_headers,
+        });
+    } else if !otlp_headers.is_empty() {
+        b = b.exporter(Exporter::OtlpHttp {
+            url: super::DEFAULT_OTLP_HTTP_URL.into(),
+            headers: otlp_headers,
+        });
+    }
+
+    // Sampler.
+    let param = parse_f64(env, "JAEGER_SAMPLER_PARAM")?;
+    let sampling_endpoint = get(env, "JAEGER_SAMPLING_ENDPOINT")
+        .or_else(|| get(env, "JAEGER_AGENT_HOST").map(|h| format!("http://{h}:5778/sampling")))
+        .unwrap_or_else(|| DEFAULT_SAMPLING_ENDPOINT.to_owned());
+    let refresh =
+        parse_dur(env, "JAEGER_SAMPLER_REFRESH_INTERVAL")?.unwrap_or(Duration::from_secs(60));
+    let rate = |var: &'static str, v: Option<f64>, default: f64| -> Result<f64, ConfigError> {
+        let r = v.unwrap_or(default);
+        if (0.0..=1.0).contains(&r) {
+            Ok(r)
+        } else {
+            Err(invalid(
+                var,
+                &r.to_string(),
+                "expected a sampling rate between 0 and 1",
+            ))
+        }
+    };
+    if let Some(t) = get(env, "JAEGER_SAMPLER_TYPE") {
+        b = match t.as_str() {
+            "const" => match param {
+                None => b.sampler(ConstSampler(true)),
+                Some(p) if p.to_bits() == 0.0_f64.to_bits() => b.sampler(ConstSampler(false)),
+                Some(p) if p.to_bits() == 1.0_f64.to_bits() => b.sampler(ConstSampler(true)),
+                Some(p) => {
+                    return Err(invalid(
+                        "JAEGER_SAMPLER_PARAM",
+                        &p.to_string(),
+                        "const takes 0 or 1",
+                    ))
+                }
+            },
+            "probabilistic" => b.sampler(ProbabilisticSampler::new(rate(
+                "JAEGER_SAMPLER_PARAM",
+                param,
+                0.001,
+            )?)),
+            "ratelimiting" => match param {
+                Some(p) if p >= 0.0 => b.sampler(RateLimitingSampler::new(p)),
+                Some(p) => {
+                    return Err(invalid(
+                        "JAEGER_SAMPLER_PARAM",
+                        &p.to_string(),
+                        "expected traces per second",
+                    ))
+                }
+                None => b.sampler(RateLimitingSampler::new(1.0)),
+            },
+            "remote" => {
+                let initial =
+                    ProbabilisticSampler::new(rate("JAEGER_SAMPLER_PARAM", param, 0.001)?);
+                b.remote_sampler(sampling_endpoint.clone(), refresh, initial)
+            }
+            _ => {
+                return Err(invalid(
+                    "JAEGER_SAMPLER_TYPE",
+                    &t,
+                    "expected const, probabilistic, ratelimiting or remote",
+                ))
+            }
+        };
+    } else if let Some(s) = get(env, "OTEL_TRACES_SAMPLER") {
+        let arg = parse_f64(env, "OTEL_TRACES_SAMPLER_ARG")?;
+        let (parent_based, name) = match s.strip_prefix("parentbased_") {
+            Some(rest) => (true, rest),
+            None => (false, s.as_str()),
+        };
+        let sampler: Box<dyn FnOnce(JaegerTracerBuilder) -> JaegerTracerBuilder> = match name {
+            "always_on" => Box::new(|b| b.sampler(ConstSampler(true))),
+            "always_off" => Box::new(|b| b.sampler(ConstSampler(false))),
+            "traceidratio" => {
+                let r = rate("OTEL_TRACES_SAMPLER_ARG", arg, 1.0)?;
+                Box::new(move |b| b.sampler(ProbabilisticSampler::new(r)))
+            }
+            "jaeger_remote" => {
+                let initial = ProbabilisticSampler::new(0.001);
+                let ep = sampling_endpoint.clone();
+                Box::new(move |b| b.remote_sampler(ep, refresh, initial))
+            }
+            _ => return Err(invalid("OTEL_TRACES_SAMPLER", &s, "unsupported sampler")),
+        };
+        b = sampler(b);
+        if !parent_based {
+            b.policy.trust_sampling = false;
+        }
+    }
+    if parse_bool(env, "JAEGER_DISABLED")? == Some(true) {
+        b = b.sampler(ConstSampler(false)).exporter(Exporter::None);
+        b.remote = None;
+    }
+
+    // Reporter.
+    if let Some(n) = parse_usize(env, "JAEGER_REPORTER_MAX_QUEUE_SIZE")? {
+        b = b.queue_size(n);
+    }
+    if let Some(d) = parse_dur(env, "JAEGER_REPORTER_FLUSH_INTERVAL")? {
+        if d.is_zero() {
+            return Err(invalid(
+                "JAEGER_REPORTER_FLUSH_INTERVAL",
+                "0",
+                "must be positive",
+            ));
+        }
+        b = b.flush_interval(d);
+    }
+    if let Some(on) = parse_bool(env, "JAEGER_REPORTER_LOG_SPANS")? {
+        b = b.log_spans(on);
+    }
+    if let Some(on) = parse_bool(env, "JAEGER_TRACEID_128BIT")? {
+        b = b.trace_id_128bit(on);
+    }
+
+    // Propagation.
+    let propagation = get(env, "JAEGER_PROPAGATION")
+        .map(|v| parse_propagation("JAEGER_PROPAGATION", &v))
+        .or_else(|| get(env, "OTEL_PROPAGATORS").map(|v| parse_propagation("OTEL_PROPAGATORS", &v)))
+        .transpose()?;
+    if let Some(formats) = propagation {
+        b = b.propagation(&formats);
+    }
+    Ok(b)
+}
+
+/// Keeps the `Sampler` trait in scope for the boxed closures above.
+#[allow(dead_code)]
+fn _sampler_trait_in_scope(_: &dyn Sampler) {}

@@ -1,0 +1,322 @@
+//! The finished-span pipeline: a bounded lock-free queue filled by request
+//! threads, drained by one background task that batches, encodes and sends.
+
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use opentracing_api::{FinishedSpan, SpanRecorder};
+use tokio::sync::{mpsc, Notify};
+
+use crate::metrics::Metrics;
+use crate::thrift::Process;
+use crate::transport::{SendFuture, SendOutcome, Transport, TransportError};
+
+/// Takes finished spans on request threads: never blocks, never takes a
+/// lock; a full queue drops the span and counts it.
+pub(crate) struct Reporter {
+    queue: ArrayQueue<FinishedSpan>,
+    batch_size: usize,
+    notify: Notify,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl Reporter {
+    pub(crate) fn new(queue_size: usize, batch_size: usize, metrics: Arc<Metrics>) -> Self {
+        Reporter {
+            queue: ArrayQueue::new(queue_size.max(1)),
+            batch_size: batch_size.max(1),
+            notify: Notify::new(),
+            metrics,
+        }
+    }
+
+    pub(crate) fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+impl SpanRecorder for Reporter {
+    fn record(&self, span: FinishedSpan) {
+        // `sampling.priority = 0` may have unsampled the span after it started.
+        if !span.context.is_sampled() {
+            return;
+        }
+        Metrics::inc(&self.metrics.spans_finished);
+        if self.queue.push(span).is_err() {
+            Metrics::inc(&self.metrics.spans_dropped_queue_full);
+        } else if self.queue.len() >= self.batch_size {
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// Messages from the tracer's handle to the background task.
+pub(crate) enum Command {
+    /// Send everything queued, then answer.
+    Flush(std_mpsc::Sender<()>),
+    /// Send everything queued, answer, and stop.
+    Close(std_mpsc::Sender<()>),
+}
+
+/// Retry policy for retryable transport errors.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Retry {
+    pub(crate) max_retries: u32,
+    pub(crate) initial_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            max_retries: 3,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The background task: drains the queue every `flush_interval`, or as soon
+/// as a full batch is waiting, and on `Flush` / `Close`.
+pub(crate) async fn run(
+    reporter: Arc<Reporter>,
+    mut transport: Box<dyn Transport>,
+    process: Process,
+    flush_interval: Duration,
+    retry: Retry,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut ticker = tokio::time::interval(flush_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let command = tokio::select! {
+            _ = ticker.tick() => None,
+            () = reporter.notify.notified() => None,
+            c = commands.recv() => Some(c),
+        };
+        drain(&reporter, transport.as_mut(), &process, retry).await;
+        match command {
+            None => {}
+            Some(Some(Command::Flush(reply))) => {
+                let _ = reply.send(());
+            }
+            Some(Some(Command::Close(reply))) => {
+                let _ = reply.send(());
+                return;
+            }
+            // Every handle is gone: nothing can be queued any more.
+            Some(None) => return,
+        }
+    }
+}
+
+async fn drain(
+    reporter: &Reporter,
+    transport: &mut dyn Transport,
+    process: &Process,
+    retry: Retry,
+) {
+    let mut batch = Vec::with_capacity(reporter.batch_size);
+    loop {
+        batch.clear();
+        while batch.len() < reporter.batch_size {
+            match reporter.queue.pop() {
+                Some(s) => batch.push(s),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        send_with_retry(reporter, transport, process, &batch, retry).await;
+    }
+}
+
+async fn send_with_retry(
+    reporter: &Reporter,
+    transport: &mut dyn Transport,
+    process: &Process,
+    batch: &[FinishedSpan],
+    retry: Retry,
+) {
+    let m = &reporter.metrics;
+    let mut backoff = retry.initial_backoff;
+    let mut attempt = 0;
+    loop {
+        match transport.send(process, batch).await {
+            Ok(SendOutcome { sent, too_large }) => {
+                Metrics::add(&m.spans_reported, sent);
+                Metrics::add(&m.spans_dropped_too_large, too_large);
+                Metrics::inc(&m.batches_sent);
+                if too_large > 0 {
+                    log::warn!(
+                        "{too_large} spans too large for one {} packet were dropped",
+                        transport.name()
+                    );
+                }
+                return;
+            }
+            Err(TransportError::Retryable(e)) if attempt < retry.max_retries => {
+                attempt += 1;
+                Metrics::inc(&m.batch_retries);
+                log::debug!(
+                    "{} transport: {e}; retry {attempt} in {backoff:?}",
+                    transport.name()
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(retry.max_backoff);
+            }
+            Err(e) => {
+                Metrics::inc(&m.batches_failed);
+                Metrics::add(&m.spans_failed, batch.len());
+                log::warn!(
+                    "{} transport: dropping a batch of {} spans: {e}",
+                    transport.name(),
+                    batch.len()
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Keeps the spans it is sent, for tests and the HotROD demo's embedded
+/// trace view. Cloning gives another handle on the same spans.
+#[derive(Clone, Debug, Default)]
+pub struct InMemoryTransport {
+    spans: Arc<Mutex<Vec<FinishedSpan>>>,
+    max_spans: Option<usize>,
+}
+
+impl InMemoryTransport {
+    /// A transport keeping every span.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A transport keeping only the newest `max_spans` spans.
+    pub fn bounded(max_spans: usize) -> Self {
+        InMemoryTransport {
+            spans: Arc::default(),
+            max_spans: Some(max_spans),
+        }
+    }
+
+    /// The spans received so far (call [`JaegerTracer::flush`](crate::JaegerTracer::flush) first).
+    pub fn spans(&self) -> Vec<FinishedSpan> {
+        self.spans
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forgets the spans.
+    pub fn reset(&self) {
+        self.spans
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+impl Transport for InMemoryTransport {
+    fn send<'a>(&'a mut self, _: &'a Process, spans: &'a [FinishedSpan]) -> SendFuture<'a> {
+        let mut all = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        all.extend_from_slice(spans);
+        if let Some(max) = self.max_spans {
+            let excess = all.len().saturating_sub(max);
+            all.drain(..excess);
+        }
+        let n = spans.len();
+        Box::pin(async move {
+            Ok(SendOutcome {
+                sent: n,
+                too_large: 0,
+            })
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "in-memory"
+    }
+}
+
+/// Logs one line per span (`log` crate, target `opentracing_jaeger`, level
+/// info), for development.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoggingTransport;
+
+impl Transport for LoggingTransport {
+    fn send<'a>(&'a mut self, process: &'a Process, spans: &'a [FinishedSpan]) -> SendFuture<'a> {
+        for s in spans {
+            let tags: Vec<String> = s
+                .tags
+                .iter()
+                .map(|t| format!("{}={}", t.key, t.value))
+                .collect();
+            log::info!(
+                "span {}:{}:{} {} {:?} service={} [{}] {} logs",
+                s.context.trace_id(),
+                s.context.span_id(),
+                s.parent_span_id().unwrap_or_default(),
+                s.operation_name,
+                s.duration(),
+                process.service_name,
+                tags.join(" "),
+                s.logs.len()
+            );
+        }
+        let n = spans.len();
+        Box::pin(async move {
+            Ok(SendOutcome {
+                sent: n,
+                too_large: 0,
+            })
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "logging"
+    }
+}
+
+/// Sends every batch through several transports (e.g. logging and UDP).
+pub struct CompositeTransport(pub Vec<Box<dyn Transport>>);
+
+impl Transport for CompositeTransport {
+    fn send<'a>(&'a mut self, process: &'a Process, spans: &'a [FinishedSpan]) -> SendFuture<'a> {
+        Box::pin(async move {
+            let mut result = Ok(SendOutcome::default());
+            for t in &mut self.0 {
+                match t.send(process, spans).await {
+                    Ok(o) => {
+                        if let Ok(r) = &mut result {
+                            *r = o;
+                        }
+                    }
+                    Err(e) => result = Err(e),
+                }
+            }
+            result
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "composite"
+    }
+}
+
+/// Discards every batch ([`Exporter::None`](crate::Exporter::None)).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NullTransport;
+
+impl Transport for NullTransport {
+    fn send<'a>(&'a mut self, _: &'a Process, _: &'a [FinishedSpan]) -> SendFuture<'a> {
+        Box::pin(async { Ok(SendOutcome::default()) })
+    }
+
+    fn name(&self) -> &'static str {
+        "none"
+    }
+}

@@ -1,0 +1,388 @@
+//! The Jaeger tracer: ids, sampling, recording into the reporter.
+
+use std::borrow::Cow;
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use opentracing_api::propagation::{ExtractError, Propagator};
+use opentracing_api::{
+    tags, Baggage, BaggageLimits, Extractor, Format, ReferenceKind, Span, SpanContext, SpanId,
+    SpanRecorder, StartSpanOptions, Tag, TagValue, TraceFlags, TraceId, Tracer,
+};
+use tokio::sync::mpsc;
+
+use crate::ids::random_u64;
+use crate::metrics::Metrics;
+use crate::reporter::{Command, Reporter};
+use crate::sampler::{RateLimiter, Sampler};
+
+/// The tag a forced debug trace carries, with the caller's debug id.
+pub const DEBUG_ID_TAG: &str = "jaeger-debug-id";
+
+/// Which parts of an incoming context are trusted (the propagation policy
+/// for extraction; Synapse's advice about untrusted callers, seeds 003/004).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExtractPolicy {
+    /// Respect the caller's sampling decision (default true). When false,
+    /// the local sampler decides even for continued traces.
+    pub trust_sampling: bool,
+    /// Keep the caller's baggage (default true). When false it is dropped.
+    pub trust_baggage: bool,
+    /// Honour `jaeger-debug-id` (default true, subject to the debug
+    /// throttle).
+    pub trust_debug_id: bool,
+}
+
+impl Default for ExtractPolicy {
+    fn default() -> Self {
+        ExtractPolicy {
+            trust_sampling: true,
+            trust_baggage: true,
+            trust_debug_id: true,
+        }
+    }
+}
+
+impl ExtractPolicy {
+    /// Trust nothing from callers: new sampling decisions, no baggage, no
+    /// debug ids. The trace ids are still continued.
+    pub fn untrusted() -> Self {
+        ExtractPolicy {
+            trust_sampling: false,
+            trust_baggage: false,
+            trust_debug_id: false,
+        }
+    }
+}
+
+/// Baggage restrictions: limits always, and optionally an allowlist of keys.
+#[derive(Clone, Debug, Default)]
+pub struct BaggageRestrictions {
+    /// Count and size limits.
+    pub limits: BaggageLimits,
+    /// When set, only these keys are kept.
+    pub allowed_keys: Option<Vec<String>>,
+}
+
+pub(crate) struct Worker {
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) service_name: String,
+    pub(crate) sampler: Arc<dyn Sampler>,
+    pub(crate) propagator: Box<dyn Propagator>,
+    pub(crate) reporter: Arc<Reporter>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) trace_id_128bit: bool,
+    pub(crate) policy: ExtractPolicy,
+    pub(crate) debug_throttle: RateLimiter,
+    pub(crate) baggage: BaggageRestrictions,
+    pub(crate) worker: Option<Worker>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Ask the worker to send what is queued; do not wait in a destructor
+        // (it may run on an async runtime). `close` waits.
+        if let Some(w) = &self.worker {
+            let (tx, _rx) = std_mpsc::channel();
+            let _ = w.commands.send(Command::Close(tx));
+        }
+    }
+}
+
+/// A Jaeger-compatible tracer.
+///
+/// Cheap to clone (one `Arc`). Build it with [`JaegerTracer::builder`] or
+/// from the standard environment variables with
+/// [`JaegerTracer::from_env`](crate::JaegerTracer::from_env). Sampled spans
+/// go, on finish, into a bounded queue that a background thread drains,
+/// encodes and sends; unsampled spans record nothing and allocate nothing.
+///
+/// ```
+/// use opentracing_api::prelude::*;
+/// use opentracing_jaeger::{InMemoryTransport, JaegerTracer};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let spans = InMemoryTransport::new();
+/// let tracer = JaegerTracer::builder("frontend").transport(spans.clone()).build()?;
+/// tracer.span("HTTP GET /dispatch").start().finish();
+/// tracer.flush(std::time::Duration::from_secs(5))?;
+/// assert_eq!(spans.spans()[0].operation_name, "HTTP GET /dispatch");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct JaegerTracer {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for JaegerTracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JaegerTracer")
+            .field("service_name", &self.inner.service_name)
+            .field("sampler", &self.inner.sampler)
+            .field("propagator", &self.inner.propagator)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `flush` or `close` did not complete in time, or the worker is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// The deadline passed first.
+    #[error("the reporter did not finish within the deadline")]
+    Timeout,
+    /// The background worker has stopped (the tracer was closed).
+    #[error("the reporter is closed")]
+    Closed,
+}
+
+impl JaegerTracer {
+    /// The service name.
+    pub fn service_name(&self) -> &str {
+        &self.inner.service_name
+    }
+
+    /// The tracer's self-metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Spans waiting in the queue.
+    pub fn queue_len(&self) -> usize {
+        self.inner.reporter.queue_len()
+    }
+
+    fn command(
+        &self,
+        make: impl FnOnce(std_mpsc::Sender<()>) -> Command,
+        timeout: Duration,
+    ) -> Result<(), FlushError> {
+        let Some(w) = &self.inner.worker else {
+            return Err(FlushError::Closed);
+        };
+        let (tx, rx) = std_mpsc::channel();
+        w.commands.send(make(tx)).map_err(|_| FlushError::Closed)?;
+        rx.recv_timeout(timeout).map_err(|e| match e {
+            std_mpsc::RecvTimeoutError::Timeout => FlushError::Timeout,
+            std_mpsc::RecvTimeoutError::Disconnected => FlushError::Closed,
+        })
+    }
+
+    /// Sends every span finished so far, waiting at most `timeout`.
+    ///
+    /// Blocks the calling thread; from async code call it through
+    /// `tokio::task::spawn_blocking`.
+    pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
+        self.command(Command::Flush, timeout)
+    }
+
+    /// Sends every span finished so far and stops the background worker,
+    /// waiting at most `timeout`. Spans finished afterwards are dropped
+    /// (and counted).
+    pub fn close(&self, timeout: Duration) -> Result<(), FlushError> {
+        let result = self.command(Command::Close, timeout);
+        if result.is_ok() {
+            if let Some(w) = &self.inner.worker {
+                if let Some(t) = w
+                    .thread
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()
+                {
+                    let _ = t.join();
+                }
+            }
+        }
+        result
+    }
+
+    fn restrict_baggage(&self, baggage: &Baggage) -> Baggage {
+        let r = &self.inner.baggage;
+        let mut out = Baggage::new();
+        for (k, v) in baggage.iter() {
+            let allowed = r
+                .allowed_keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|a| a == k));
+            if !allowed
+                || out
+                    .insert_with_limits(k.to_owned(), v.to_owned(), &r.limits)
+                    .is_err()
+            {
+                Metrics::inc(&self.inner.metrics.baggage_dropped);
+            }
+        }
+        out
+    }
+
+    fn new_trace_id(&self) -> TraceId {
+        if self.inner.trace_id_128bit {
+            TraceId::from_parts(random_u64(), random_u64())
+        } else {
+            TraceId::from_u64(random_u64())
+        }
+    }
+}
+
+impl Tracer for JaegerTracer {
+    #[allow(clippy::too_many_lines)] // one decision tree, clearer in one place
+    fn start_span_with_options(
+        &self,
+        operation_name: Cow<'static, str>,
+        options: &mut StartSpanOptions,
+    ) -> Span {
+        let inner = &*self.inner;
+        let m = &inner.metrics;
+        let refs = &options.references;
+        let parent = refs
+            .iter()
+            .find(|r| r.kind == ReferenceKind::ChildOf && r.context.is_valid())
+            .or_else(|| refs.iter().find(|r| r.context.is_valid()))
+            .map(|r| &r.context);
+        // Baggage from every reference (in practice: the parent, or the
+        // baggage-only context an extraction produced).
+        let baggage = match refs.len() {
+            0 => Baggage::new(),
+            1 => refs[0].context.baggage().clone(),
+            _ => {
+                let mut b = Baggage::new();
+                for r in refs {
+                    b.merge_missing(r.context.baggage());
+                }
+                b
+            }
+        };
+        let priority = options
+            .tags
+            .iter()
+            .find(|t| t.key == tags::SAMPLING_PRIORITY)
+            .and_then(|t| t.value.as_i64());
+        let span_id = SpanId::from_u64(random_u64());
+        let mut extra_tags: [Option<Tag>; 2] = [None, None];
+        let (trace_id, parent_id, flags) = if let Some(p) = parent {
+            let flags = match priority {
+                Some(0) => p.flags().with_sampled(false),
+                Some(_) => p.flags().with_sampled(true).with_debug(true),
+                None if p.is_sampling_decided() => p.flags(),
+                None => {
+                    let d = inner.sampler.sample(p.trace_id(), &operation_name);
+                    TraceFlags::NONE.with_sampled(d.sampled)
+                }
+            };
+            Metrics::inc(if flags.is_sampled() {
+                &m.traces_joined_sampled
+            } else {
+                &m.traces_joined_unsampled
+            });
+            (p.trace_id(), p.span_id(), flags)
+        } else {
+            let trace_id = self.new_trace_id();
+            let debug_id = refs.iter().find_map(|r| r.context.debug_id());
+            let upstream = refs
+                .iter()
+                .find(|r| r.context.is_sampling_decided())
+                .map(|r| r.context.flags());
+            let flags = if let Some(id) = debug_id.filter(|_| inner.debug_throttle.check_credit()) {
+                extra_tags[0] = Some(Tag::new(DEBUG_ID_TAG, id.to_owned()));
+                TraceFlags::SAMPLED.with_debug(true)
+            } else {
+                if debug_id.is_some() {
+                    Metrics::inc(&m.throttled_debug_spans);
+                }
+                match (priority, upstream) {
+                    (Some(0), _) => TraceFlags::NONE,
+                    (Some(_), _) => TraceFlags::SAMPLED.with_debug(true),
+                    (None, Some(f)) => f,
+                    (None, None) => {
+                        let d = inner.sampler.sample(trace_id, &operation_name);
+                        if d.sampled {
+                            extra_tags[0] = Some(Tag::new("sampler.type", d.sampler_type));
+                            extra_tags[1] = Some(Tag::new("sampler.param", d.param));
+                        }
+                        TraceFlags::NONE.with_sampled(d.sampled)
+                    }
+                }
+            };
+            Metrics::inc(if flags.is_sampled() {
+                &m.traces_started_sampled
+            } else {
+                &m.traces_started_unsampled
+            });
+            (trace_id, SpanId::INVALID, flags)
+        };
+        let mut cx = SpanContext::new(trace_id, span_id, flags)
+            .with_parent_id(parent_id)
+            .with_baggage(baggage);
+        if let Some(ts) = parent.and_then(SpanContext::trace_state) {
+            cx = cx.with_trace_state(Some(ts));
+        }
+        if !flags.is_sampled() {
+            Metrics::inc(&m.spans_started_unsampled);
+            return Span::unrecorded(cx);
+        }
+        Metrics::inc(&m.spans_started_sampled);
+        let references = std::mem::take(&mut options.references)
+            .into_iter()
+            .filter(|r| r.context.is_valid());
+        let tags = std::mem::take(&mut options.tags)
+            .into_iter()
+            .chain(extra_tags.into_iter().flatten());
+        let recorder: Arc<dyn SpanRecorder> = inner.reporter.clone();
+        let mut span = Span::recorded(
+            cx,
+            operation_name,
+            options.start_time.unwrap_or_else(SystemTime::now),
+            references,
+            tags,
+            recorder,
+        );
+        span.set_baggage_limits(inner.baggage.limits);
+        span
+    }
+
+    fn propagator(&self) -> &dyn Propagator {
+        &*self.inner.propagator
+    }
+
+    /// Extracts with the configured propagators, then applies the
+    /// extraction policy and the baggage restrictions. A malformed context
+    /// is counted and logged at debug level.
+    fn extract(
+        &self,
+        format: Format,
+        carrier: &dyn Extractor,
+    ) -> Result<Option<SpanContext>, ExtractError> {
+        let policy = self.inner.policy;
+        match self.inner.propagator.extract(format, carrier) {
+            Ok(Some(mut cx)) => {
+                if !policy.trust_sampling {
+                    cx = cx.with_flags(TraceFlags::NONE).with_sampling_decided(false);
+                }
+                if !policy.trust_debug_id && cx.debug_id().is_some() {
+                    cx = cx.with_debug_id(None);
+                }
+                let baggage = if policy.trust_baggage {
+                    self.restrict_baggage(cx.baggage())
+                } else {
+                    Baggage::new()
+                };
+                Ok(Some(cx.with_baggage(baggage)))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                Metrics::inc(&self.inner.metrics.span_context_decoding_errors);
+                log::debug!("ignoring a malformed incoming span context: {e}");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// `TagValue` for the process tag `jaeger.version`.
+pub(crate) fn client_version() -> TagValue {
+    TagValue::from(concat!("Rust-", env!("CARGO_PKG_VERSION")))
+}

@@ -1,0 +1,117 @@
+//! Transports: how encoded batches leave the process.
+//!
+//! A transport is driven by the reporter's single background task, so it
+//! needs no internal synchronization. Each `send` gets a whole batch of
+//! finished spans and reports how it went; the reporter counts the result.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use opentracing_api::FinishedSpan;
+
+use crate::thrift::Process;
+
+mod http_collector;
+mod otlp;
+mod udp;
+
+pub use http_collector::{CollectorAuth, HttpCollectorTransport};
+#[cfg(feature = "otlp-grpc")]
+pub use otlp::OtlpGrpcTransport;
+pub use otlp::{otlp_export_request, OtlpHttpTransport};
+pub use udp::UdpAgentTransport;
+
+/// The HTTP client the transports and the remote sampler share.
+pub(crate) type HttpClient = Client<HttpConnector, BoxBody<Bytes, std::convert::Infallible>>;
+
+pub(crate) fn http_client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    connector.set_nodelay(true);
+    Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector)
+}
+
+pub(crate) fn body<B>(b: B) -> BoxBody<Bytes, std::convert::Infallible>
+where
+    B: http_body::Body<Data = Bytes, Error = std::convert::Infallible> + Send + Sync + 'static,
+{
+    b.boxed()
+}
+
+/// What a send produced.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SendOutcome {
+    /// Spans delivered.
+    pub sent: usize,
+    /// Spans dropped because one alone was too large to send.
+    pub too_large: usize,
+}
+
+/// Why a batch was not delivered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// A network or protocol error that may go away (connection refused,
+    /// timeout, HTTP 429 / 502 / 503 / 504, gRPC UNAVAILABLE...).
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// An error that retrying will not fix (HTTP 400, a bad URL...).
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// A boxed future, so that transports are object-safe.
+pub type SendFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<SendOutcome, TransportError>> + Send + 'a>>;
+
+/// Sends batches of finished spans somewhere.
+pub trait Transport: Send + 'static {
+    /// Sends `spans`, from `process`.
+    fn send<'a>(&'a mut self, process: &'a Process, spans: &'a [FinishedSpan]) -> SendFuture<'a>;
+
+    /// A short name for logs (`"udp"`, `"http"`, `"otlp-http"`...).
+    fn name(&self) -> &'static str;
+}
+
+/// Whether an HTTP status is worth retrying (per the OTLP specification:
+/// 429, 502, 503, 504).
+pub(crate) fn retryable_status(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+}
+
+/// Sends one HTTP request with a timeout, mapping failures to
+/// [`TransportError`].
+pub(crate) async fn post(
+    client: &HttpClient,
+    req: http::Request<BoxBody<Bytes, std::convert::Infallible>>,
+    timeout: Duration,
+) -> Result<(), TransportError> {
+    let resp = match tokio::time::timeout(timeout, client.request(req)).await {
+        Err(_) => return Err(TransportError::Retryable("request timed out".into())),
+        Ok(Err(e)) => return Err(TransportError::Retryable(e.to_string())),
+        Ok(Ok(resp)) => resp,
+    };
+    let status = resp.status();
+    // Drain (a bounded amount of) the body so the connection can be reused.
+    let _ = tokio::time::timeout(
+        timeout,
+        http_body_util::Limited::new(resp.into_body(), 64 * 1024).collect(),
+    )
+    .await;
+    if status.is_success() {
+        Ok(())
+    } else if retryable_status(status) {
+        Err(TransportError::Retryable(format!("HTTP {status}")))
+    } else {
+        Err(TransportError::Permanent(format!("HTTP {status}")))
+    }
+}

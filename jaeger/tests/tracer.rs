@@ -1,0 +1,384 @@
+//! The tracer end to end: sampling, propagation policy, debug ids, baggage
+//! restrictions, the reporting pipeline (queue, flush, close, outage) and
+//! the remote sampler, against real sockets where there is a peer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{closed_port, HttpServer};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentracing_api::prelude::*;
+use opentracing_api::{Format, TagValue};
+use opentracing_jaeger::sampler::{ConstSampler, ProbabilisticSampler};
+use opentracing_jaeger::{Exporter, ExtractPolicy, InMemoryTransport, JaegerTracer, DEBUG_ID_TAG};
+use prost::Message;
+
+const T: Duration = Duration::from_secs(10);
+
+fn tracer_with(store: &InMemoryTransport) -> opentracing_jaeger::JaegerTracerBuilder {
+    JaegerTracer::builder("test-service").transport(store.clone())
+}
+
+fn headers(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn sampled_roots_carry_sampler_tags_and_children_join_the_trace() {
+    let store = InMemoryTransport::new();
+    let tracer = tracer_with(&store)
+        .sampler(ProbabilisticSampler::new(1.0))
+        .build()
+        .unwrap();
+    let root = tracer.span("root").start();
+    let child = tracer
+        .span("child")
+        .child_of(root.context())
+        .tag(tags::COMPONENT, "db")
+        .start();
+    assert_eq!(child.context().trace_id(), root.context().trace_id());
+    assert!(
+        !root.context().trace_id().is_64bit(),
+        "128-bit ids by default"
+    );
+    let (root_id, child_parent) = (root.context().span_id(), child.context().parent_id());
+    child.finish();
+    root.finish();
+    tracer.flush(T).unwrap();
+    let spans = store.spans();
+    assert_eq!(spans.len(), 2);
+    assert_eq!(child_parent, root_id);
+    let root = spans.iter().find(|s| s.operation_name == "root").unwrap();
+    assert_eq!(
+        root.tag("sampler.type"),
+        Some(&TagValue::from("probabilistic"))
+    );
+    assert_eq!(root.tag("sampler.param"), Some(&TagValue::F64(1.0)));
+    let child = spans.iter().find(|s| s.operation_name == "child").unwrap();
+    assert_eq!(
+        child.tag("sampler.type"),
+        None,
+        "only the root carries sampler tags"
+    );
+    assert_eq!(child.parent_span_id(), Some(root.context.span_id()));
+    let m = tracer.metrics().snapshot();
+    assert_eq!(
+        (
+            m.traces_started_sampled,
+            m.spans_started_sampled,
+            m.spans_reported
+        ),
+        (1, 2, 2)
+    );
+}
+
+#[test]
+fn unsampled_traces_propagate_but_report_nothing() {
+    let store = InMemoryTransport::new();
+    let tracer = tracer_with(&store)
+        .sampler(ConstSampler(false))
+        .build()
+        .unwrap();
+    let span = tracer.span("root").start();
+    assert!(!span.is_recording());
+    assert!(span.context().is_valid() && !span.context().is_sampled());
+    let mut h = HashMap::new();
+    tracer.inject(span.context(), Format::HttpHeaders, &mut h);
+    assert!(h["uber-trace-id"].ends_with(":0"));
+    span.finish();
+    tracer.flush(T).unwrap();
+    assert!(store.spans().is_empty());
+    assert_eq!(tracer.metrics().snapshot().spans_started_unsampled, 1);
+}
+
+#[test]
+fn upstream_decisions_are_respected_or_not_per_policy() {
+    let store = InMemoryTransport::new();
+    let trusting = tracer_with(&store)
+        .sampler(ConstSampler(true))
+        .build()
+        .unwrap();
+    let h = headers(&[("uber-trace-id", "abc:def:0:0"), ("uberctx-tenant", "acme")]);
+    let parent = trusting.extract(Format::HttpHeaders, &h).unwrap();
+    let s = trusting
+        .span("server")
+        .child_of_opt(parent.as_ref())
+        .start();
+    assert!(!s.context().is_sampled(), "the caller said not sampled");
+    assert_eq!(s.context().trace_id().low(), 0xabc);
+    assert_eq!(s.baggage_item("tenant"), Some("acme"));
+
+    let untrusting = tracer_with(&store)
+        .sampler(ConstSampler(true))
+        .extract_policy(ExtractPolicy::untrusted())
+        .build()
+        .unwrap();
+    let parent = untrusting.extract(Format::HttpHeaders, &h).unwrap();
+    let s = untrusting
+        .span("server")
+        .child_of_opt(parent.as_ref())
+        .start();
+    assert!(s.context().is_sampled(), "our sampler decided");
+    assert_eq!(
+        s.context().trace_id().low(),
+        0xabc,
+        "the trace still continues"
+    );
+    assert_eq!(
+        s.baggage_item("tenant"),
+        None,
+        "untrusted baggage is dropped"
+    );
+}
+
+#[test]
+fn debug_ids_force_sampling_behind_a_throttle() {
+    let store = InMemoryTransport::new();
+    let tracer = tracer_with(&store)
+        .sampler(ConstSampler(false))
+        .debug_traces_per_second(1.0)
+        .build()
+        .unwrap();
+    let h = headers(&[("jaeger-debug-id", "req-42")]);
+    for _ in 0..3 {
+        let cx = tracer.extract(Format::HttpHeaders, &h).unwrap();
+        tracer.span("debugged").with_extracted(cx).start().finish();
+    }
+    tracer.flush(T).unwrap();
+    let spans = store.spans();
+    assert_eq!(spans.len(), 1, "one debug trace per second");
+    assert!(spans[0].context.is_debug() && spans[0].context.is_sampled());
+    assert_eq!(
+        spans[0].tag(DEBUG_ID_TAG),
+        Some(&TagValue::from("req-42".to_owned()))
+    );
+    assert_eq!(tracer.metrics().snapshot().throttled_debug_spans, 2);
+}
+
+#[test]
+fn sampling_priority_overrides_the_sampler() {
+    let store = InMemoryTransport::new();
+    let tracer = tracer_with(&store)
+        .sampler(ConstSampler(false))
+        .build()
+        .unwrap();
+    tracer
+        .span("forced")
+        .tag(tags::SAMPLING_PRIORITY, 1)
+        .start()
+        .finish();
+    let on = JaegerTracer::builder("x")
+        .transport(store.clone())
+        .sampler(ConstSampler(true))
+        .build()
+        .unwrap();
+    let mut s = on.span("dropped").start();
+    s.set_tag(tags::SAMPLING_PRIORITY, 0);
+    s.finish();
+    tracer.flush(T).unwrap();
+    on.flush(T).unwrap();
+    let names: Vec<_> = store
+        .spans()
+        .into_iter()
+        .map(|s| s.operation_name)
+        .collect();
+    assert_eq!(names, ["forced"]);
+}
+
+#[test]
+fn baggage_restrictions_drop_and_count() {
+    let store = InMemoryTransport::new();
+    let tracer = tracer_with(&store)
+        .baggage_allowlist(["tenant"])
+        .build()
+        .unwrap();
+    let h = headers(&[
+        ("uber-trace-id", "1:2:0:1"),
+        ("uberctx-tenant", "acme"),
+        ("uberctx-secret", "x"),
+    ]);
+    let cx = tracer.extract(Format::HttpHeaders, &h).unwrap().unwrap();
+    assert_eq!(cx.baggage_item("tenant"), Some("acme"));
+    assert_eq!(cx.baggage_item("secret"), None);
+    assert_eq!(tracer.metrics().snapshot().baggage_dropped, 1);
+}
+
+#[test]
+fn malformed_incoming_contexts_are_counted() {
+    let tracer = JaegerTracer::builder("x")
+        .exporter(Exporter::None)
+        .build()
+        .unwrap();
+    let h = headers(&[("uber-trace-id", "zzz")]);
+    assert!(tracer.extract(Format::HttpHeaders, &h).is_err());
+    assert_eq!(tracer.metrics().snapshot().span_context_decoding_errors, 1);
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_and_close_delivers_the_rest() {
+    let store = InMemoryTransport::new();
+    let tracer = tracer_with(&store)
+        .queue_size(10)
+        .batch_size(1000)
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    for i in 0..25 {
+        tracer.span(format!("span-{i}")).start().finish();
+    }
+    assert_eq!(tracer.queue_len(), 10);
+    tracer.close(T).unwrap();
+    assert_eq!(
+        store.spans().len(),
+        10,
+        "everything queued before close is delivered"
+    );
+    let m = tracer.metrics().snapshot();
+    assert_eq!(
+        (
+            m.spans_finished,
+            m.spans_dropped_queue_full,
+            m.spans_reported
+        ),
+        (25, 15, 10)
+    );
+    assert!(tracer.flush(T).is_err(), "closed");
+}
+
+fn otlp_spans(server: &HttpServer) -> usize {
+    server
+        .requests()
+        .iter()
+        .map(|r| {
+            let req = ExportTraceServiceRequest::decode(r.body.as_slice()).unwrap();
+            req.resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .map(|ss| ss.spans.len())
+                .sum::<usize>()
+        })
+        .sum()
+}
+
+#[test]
+fn outage_costs_drops_not_blocking_and_reporting_resumes() {
+    let port = closed_port();
+    let tracer = JaegerTracer::builder("outage")
+        .exporter(Exporter::OtlpHttp {
+            url: format!("http://127.0.0.1:{port}/v1/traces"),
+            headers: vec![],
+        })
+        .queue_size(1000)
+        .batch_size(100)
+        .flush_interval(Duration::from_millis(50))
+        .max_retries(1)
+        .build()
+        .unwrap();
+    for _ in 0..100_000 {
+        tracer.span("during outage").start().finish();
+    }
+    // Memory stays bounded by the queue; the losses are counted.
+    assert!(tracer.queue_len() <= 1000);
+    tracer.flush(T).unwrap();
+    let m = tracer.metrics().snapshot();
+    assert_eq!(m.spans_finished, 100_000);
+    assert_eq!(m.spans_reported, 0);
+    assert_eq!(m.spans_dropped_queue_full + m.spans_failed, 100_000);
+    assert!(m.batches_failed > 0 && m.batch_retries > 0);
+
+    // The collector comes back on the same address.
+    let server = HttpServer::start_on(&format!("127.0.0.1:{port}"), 200, "");
+    for _ in 0..50 {
+        tracer.span("after outage").start().finish();
+    }
+    tracer.flush(T).unwrap();
+    assert_eq!(otlp_spans(&server), 50);
+    assert_eq!(tracer.metrics().snapshot().spans_reported, 50);
+    let r = &server.requests()[0];
+    assert_eq!(r.path, "/v1/traces");
+    assert!(r
+        .headers
+        .contains(&("content-type".into(), "application/x-protobuf".into())));
+}
+
+#[test]
+fn retryable_statuses_are_retried_and_permanent_ones_are_not() {
+    let unavailable = HttpServer::start(503, "");
+    let tracer = JaegerTracer::builder("retry")
+        .exporter(Exporter::OtlpHttp {
+            url: unavailable.url("/v1/traces"),
+            headers: vec![],
+        })
+        .max_retries(2)
+        .build()
+        .unwrap();
+    tracer.span("x").start().finish();
+    tracer.flush(T).unwrap();
+    assert_eq!(unavailable.requests().len(), 3, "1 try + 2 retries");
+    let bad = HttpServer::start(400, "");
+    let tracer = JaegerTracer::builder("retry")
+        .exporter(Exporter::OtlpHttp {
+            url: bad.url("/v1/traces"),
+            headers: vec![],
+        })
+        .max_retries(2)
+        .build()
+        .unwrap();
+    tracer.span("x").start().finish();
+    tracer.flush(T).unwrap();
+    assert_eq!(bad.requests().len(), 1, "400 is not retried");
+    assert_eq!(tracer.metrics().snapshot().spans_failed, 1);
+}
+
+fn wait_until(mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < T, "timed out");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn remote_sampler_applies_strategies_and_survives_the_endpoint_going_away() {
+    let server = HttpServer::start(
+        200,
+        r#"{"strategyType":"PROBABILISTIC","probabilisticSampling":{"samplingRate":1.0}}"#,
+    );
+    let store = InMemoryTransport::new();
+    let tracer = tracer_with(&store)
+        .remote_sampler(
+            server.url("/sampling"),
+            Duration::from_millis(50),
+            ConstSampler(false),
+        )
+        .build()
+        .unwrap();
+    wait_until(|| tracer.metrics().snapshot().sampler_updates_ok >= 1);
+    let req = &server.requests()[0];
+    assert_eq!(
+        (req.method.as_str(), req.path.as_str()),
+        ("GET", "/sampling?service=test-service")
+    );
+    assert!(tracer.span("now sampled").start().is_recording());
+    drop(server);
+    wait_until(|| tracer.metrics().snapshot().sampler_queries_err >= 2);
+    let span = tracer.span("still sampled").start();
+    assert!(span.is_recording(), "the last strategy is kept");
+    assert!(span.context().flags().is_sampled());
+}
+
+#[test]
+fn sixty_four_bit_ids_on_request() {
+    let tracer = JaegerTracer::builder("x")
+        .exporter(Exporter::None)
+        .trace_id_128bit(false)
+        .build()
+        .unwrap();
+    assert!(tracer.span("x").start().context().trace_id().is_64bit());
+}
