@@ -261,7 +261,9 @@ fn write_tags<P: Protocol>(p: &mut P, out: &mut Vec<u8>, id: i16, tags: &[Tag]) 
 /// Writes one `Span` struct.
 pub(crate) fn write_span<P: Protocol>(p: &mut P, out: &mut Vec<u8>, span: &FinishedSpan) {
     let cx = &span.context;
-    let parent = span.parent_span_id().map_or(0, opentracing_api::SpanId::to_u64);
+    let parent = span
+        .parent_span_id()
+        .map_or(0, opentracing_api::SpanId::to_u64);
     p.struct_begin();
     p.field(out, Ty::I64, 1);
     P::i64(out, cx.trace_id().low() as i64);

@@ -342,6 +342,11 @@ class State(object):
             return {"requests": list(self.requests), "process": self.process, "spans": list(self.spans)}
 
 
+def describe(e):
+    msg = str(e)
+    return "%s: %s" % (type(e).__name__, msg) if msg else type(e).__name__
+
+
 def new_entry():
     return {"path": None, "content_type": None, "authorization": None, "headers": {}, "size": 0,
             "seq_no": None, "stats": None, "status": None, "span_count": 0}
@@ -371,7 +376,7 @@ def run_udp(state, deadline):
             try:
                 process, spans = decode_udp(data, entry)
             except Exception as e:  # record, never crash
-                entry["error"] = "%s: %s" % (type(e).__name__, e)
+                entry["error"] = describe(e)
                 spans = []
             entry["span_count"] = len(spans)
             if state.add(entry, process, spans, True):
@@ -464,7 +469,7 @@ def make_handler(mode, state, status_override, fail_first):
                 else:
                     process, spans = decode_otlp(data, entry)
             except Exception as e:
-                entry["error"] = "%s: %s" % (type(e).__name__, e)
+                entry["error"] = describe(e)
                 spans = []
             entry["span_count"] = len(spans)
             finished = state.add(entry, process, spans, count_spans)

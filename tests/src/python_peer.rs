@@ -64,3 +64,60 @@ pub fn run_json(script_name: &str, requests: &[Value]) -> Vec<Value> {
     assert_eq!(results.len(), requests.len(), "one result per request");
     results
 }
+
+/// A receiving peer (`tests/interop/export_peer.py`): listens on a local
+/// port, decodes what arrives with the real Jaeger Thrift / OTLP libraries
+/// and prints it as JSON. The process is killed if the test ends early.
+pub struct ExportPeer {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl ExportPeer {
+    /// Starts the peer in `mode` (`udp`, `http`, `otlp`), waiting for
+    /// `expected_spans` spans at most `timeout_secs`.
+    pub fn start(mode: &str, expected_spans: usize, timeout_secs: u32, extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(python())
+            .arg(script("export_peer.py"))
+            .args([mode, &expected_spans.to_string(), &timeout_secs.to_string()])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start export_peer.py");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read the PORT line");
+        let port = line
+            .strip_prefix("PORT ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("export_peer.py did not print its port: {line:?}"));
+        ExportPeer {
+            child,
+            stdout,
+            port,
+        }
+    }
+
+    /// Waits for the peer's JSON report.
+    pub fn finish(mut self) -> Value {
+        use std::io::Read;
+        let mut out = String::new();
+        self.stdout
+            .read_to_string(&mut out)
+            .expect("read the report");
+        let _ = self.child.wait();
+        serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("bad report from export_peer.py ({e}): {out}"))
+    }
+}
+
+impl Drop for ExportPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -23,7 +23,7 @@
 //! # });
 //! ```
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -32,50 +32,67 @@ use std::task::{Context, Poll};
 use crate::{SharedSpan, SpanContext};
 
 thread_local! {
-    static CURRENT: Cell<Option<SharedSpan>> = const { Cell::new(None) };
+    /// The spans entered on this thread, innermost last.
+    static STACK: RefCell<Vec<SharedSpan>> = const { RefCell::new(Vec::new()) };
 }
 
-fn swap_current(span: Option<SharedSpan>) -> Option<SharedSpan> {
-    // `try_with` fails only while the thread is being torn down; then there
-    // is no current span to speak of and the span is dropped (finishing it).
-    CURRENT.try_with(|c| c.replace(span)).unwrap_or(None)
-}
+// The stack is only borrowed inside this module, never while user code or a
+// destructor runs (removed spans are dropped after the borrow ends), so the
+// borrows cannot conflict. `try_with` fails only while the thread is being
+// torn down; then there is no current span.
 
 /// The current span of this thread, if any.
 pub fn current_span() -> Option<SharedSpan> {
-    let span = swap_current(None);
-    let copy = span.clone();
-    swap_current(span);
-    copy
+    STACK
+        .try_with(|s| s.borrow().last().cloned())
+        .ok()
+        .flatten()
 }
 
 /// The context of the current span, if any.
 pub fn current_context() -> Option<SpanContext> {
-    let span = swap_current(None)?;
-    let cx = span.context();
-    swap_current(Some(span));
-    Some(cx)
+    current_span().map(|s| s.context())
 }
 
-/// Restores the previous current span when dropped. Not `Send`: it must be
-/// dropped on the thread that made it.
+/// Leaves the span when dropped. Not `Send`: it must be dropped on the
+/// thread that made it. Guards may be dropped in any order: each removes
+/// its own span, and the current span is always the innermost one still
+/// entered.
 #[must_use = "the span is current only while the guard lives"]
 pub struct Entered {
-    previous: Option<SharedSpan>,
+    span: *const (),
     _not_send: PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for Entered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entered").finish_non_exhaustive()
+    }
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        swap_current(self.previous.take());
+        let removed = STACK
+            .try_with(|s| {
+                let mut s = s.borrow_mut();
+                let at = s
+                    .iter()
+                    .rposition(|x| std::sync::Arc::as_ptr(&x.0).cast::<()>() == self.span);
+                at.map(|i| s.remove(i))
+            })
+            .ok()
+            .flatten();
+        // Dropped here, outside the borrow: this may finish the span.
+        drop(removed);
     }
 }
 
 impl SharedSpan {
     /// Makes this span the current span until the guard is dropped.
     pub fn enter(&self) -> Entered {
+        let _ = STACK.try_with(|s| s.borrow_mut().push(self.clone()));
         Entered {
-            previous: swap_current(Some(self.clone())),
+            span: std::sync::Arc::as_ptr(&self.0).cast::<()>(),
             _not_send: PhantomData,
         }
     }
@@ -97,6 +114,14 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         span: Option<SharedSpan>,
+    }
+}
+
+impl<F> std::fmt::Debug for WithSpan<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithSpan")
+            .field("span", &self.span)
+            .finish_non_exhaustive()
     }
 }
 
@@ -150,6 +175,34 @@ impl<F: Future> SpanFutureExt for F {}
 mod tests {
     use super::*;
     use crate::{MockTracer, TracerExt};
+
+    #[test]
+    fn guards_dropped_out_of_order_leave_nothing_behind() {
+        let tracer = MockTracer::new();
+        let a = tracer.span("a").start_shared();
+        let b = tracer.span("b").ignore_current_span().start_shared();
+        let ga = a.enter();
+        let gb = b.enter();
+        drop(ga);
+        assert!(current_span().is_some_and(|s| s.ptr_eq(&b)));
+        drop(gb);
+        assert!(current_span().is_none());
+    }
+
+    #[test]
+    fn starting_children_inside_with_does_not_deadlock() {
+        let tracer = MockTracer::new();
+        let a = tracer.span("a").start_shared();
+        let _g = a.enter();
+        let child = a.with(|s| {
+            s.set_tag("k", 1);
+            let _ = format!("{a:?}");
+            tracer.span("c").start()
+        });
+        assert_eq!(child.context().trace_id(), a.context().trace_id());
+        a.in_scope(|| a.finish());
+        assert_eq!(tracer.finished_spans().len(), 1);
+    }
 
     #[test]
     fn enter_nests_and_restores() {

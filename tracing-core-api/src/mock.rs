@@ -163,7 +163,8 @@ impl Tracer for MockTracer {
         }
         let cx = SpanContext::new(trace_id, span_id, flags)
             .with_parent_id(parent_id)
-            .with_baggage(baggage);
+            .with_baggage(baggage)
+            .with_trace_state(parent.and_then(SpanContext::trace_state));
         Span::recorded(
             cx,
             operation_name,

@@ -326,7 +326,7 @@ impl Span {
 
     /// Turns the span into a cheaply cloned handle shared by several owners.
     pub fn into_shared(self) -> SharedSpan {
-        SharedSpan(Arc::new(Mutex::new(self)))
+        SharedSpan::new(self)
     }
 
     #[inline]
@@ -338,9 +338,21 @@ impl Span {
 
     #[inline(never)]
     fn record(&mut self, time: Option<SystemTime>) {
-        if let Some(r) = self.recording.take() {
-            let r = *r;
-            r.recorder.record(FinishedSpan {
+        if let Some((recorder, span)) = self.take_finished(time) {
+            recorder.record(span);
+        }
+    }
+
+    /// Ends the recording and returns what to hand to the recorder, so that
+    /// a caller holding a lock can release it before calling out.
+    fn take_finished(
+        &mut self,
+        time: Option<SystemTime>,
+    ) -> Option<(Arc<dyn SpanRecorder>, FinishedSpan)> {
+        let r = *self.recording.take()?;
+        Some((
+            r.recorder,
+            FinishedSpan {
                 context: self.context.clone(),
                 operation_name: r.operation_name,
                 references: r.references,
@@ -348,8 +360,8 @@ impl Span {
                 finish_time: time.unwrap_or_else(SystemTime::now),
                 tags: r.tags,
                 logs: r.logs,
-            });
-        }
+            },
+        ))
     }
 }
 
@@ -375,38 +387,74 @@ impl fmt::Debug for Span {
 /// Cloning is a reference-count increment. The span finishes on the first
 /// [`finish`](Self::finish), or when the last handle is dropped; calls after
 /// that are ignored. A panic while the span is locked does not lose it.
+///
+/// The span's context is kept apart from the span itself, so that reading
+/// it (which every child span start does, through the current span) never
+/// waits for, or deadlocks with, code holding the span in
+/// [`with`](Self::with).
 #[derive(Clone)]
-pub struct SharedSpan(Arc<Mutex<Span>>);
+pub struct SharedSpan(pub(crate) Arc<SharedInner>);
+
+pub(crate) struct SharedInner {
+    span: Mutex<Span>,
+    context: Mutex<SpanContext>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not lose the span: take it even if poisoned.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 impl SharedSpan {
-    fn lock(&self) -> MutexGuard<'_, Span> {
-        // A panic elsewhere must not lose the span: take it even if poisoned.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    fn new(span: Span) -> Self {
+        let context = span.context.clone();
+        SharedSpan(Arc::new(SharedInner {
+            span: Mutex::new(span),
+            context: Mutex::new(context),
+        }))
     }
 
     /// Runs `f` with exclusive access to the span.
+    ///
+    /// Do not use this same `SharedSpan` (other than reading its
+    /// [`context`](Self::context)) inside `f`: the span is locked.
     pub fn with<R>(&self, f: impl FnOnce(&mut Span) -> R) -> R {
-        f(&mut self.lock())
+        let mut span = lock(&self.0.span);
+        let r = f(&mut span);
+        self.sync_context(&span);
+        r
+    }
+
+    fn sync_context(&self, span: &Span) {
+        let mut cx = lock(&self.0.context);
+        if *cx != span.context {
+            *cx = span.context.clone();
+        }
     }
 
     /// A copy of the span's context.
     pub fn context(&self) -> SpanContext {
-        self.lock().context.clone()
+        lock(&self.0.context).clone()
+    }
+
+    /// Whether two handles share the same span.
+    pub fn ptr_eq(&self, other: &SharedSpan) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// Whether the span is recorded and not finished yet.
     pub fn is_recording(&self) -> bool {
-        self.lock().is_recording()
+        lock(&self.0.span).is_recording()
     }
 
     /// See [`Span::set_operation_name`].
     pub fn set_operation_name(&self, name: impl Into<Cow<'static, str>>) {
-        self.lock().set_operation_name(name);
+        lock(&self.0.span).set_operation_name(name);
     }
 
     /// See [`Span::set_tag`].
     pub fn set_tag(&self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
-        self.lock().set_tag(key, value);
+        self.with(|s| s.set_tag(key, value));
     }
 
     /// See [`Span::log`].
@@ -415,12 +463,12 @@ impl SharedSpan {
         I: IntoIterator,
         I::Item: Into<Field>,
     {
-        self.lock().log(fields);
+        lock(&self.0.span).log(fields);
     }
 
     /// See [`Span::set_error`].
     pub fn set_error<E: fmt::Display + ?Sized>(&self, err: &E) {
-        self.lock().set_error(err);
+        lock(&self.0.span).set_error(err);
     }
 
     /// See [`Span::set_baggage_item`].
@@ -429,22 +477,31 @@ impl SharedSpan {
         key: impl Into<String>,
         value: impl Into<String>,
     ) -> Result<(), BaggageError> {
-        self.lock().set_baggage_item(key, value)
+        self.with(|s| s.set_baggage_item(key, value))
     }
 
     /// One baggage item.
     pub fn baggage_item(&self, key: &str) -> Option<String> {
-        self.lock().baggage_item(key).map(str::to_owned)
+        lock(&self.0.context).baggage_item(key).map(str::to_owned)
     }
 
     /// Finishes the span now, unless it already finished.
     pub fn finish(&self) {
-        self.lock().finish_inner(None);
+        self.finish_inner(None);
     }
 
     /// Finishes the span at `time`, unless it already finished.
     pub fn finish_at(&self, time: SystemTime) {
-        self.lock().finish_inner(Some(time));
+        self.finish_inner(Some(time));
+    }
+
+    fn finish_inner(&self, time: Option<SystemTime>) {
+        // The recorder is called after the lock is released: it may start
+        // spans or read the current context.
+        let finished = lock(&self.0.span).take_finished(time);
+        if let Some((recorder, span)) = finished {
+            recorder.record(span);
+        }
     }
 }
 
@@ -456,7 +513,10 @@ impl From<Span> for SharedSpan {
 
 impl fmt::Debug for SharedSpan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SharedSpan").field(&*self.lock()).finish()
+        match self.0.span.try_lock() {
+            Ok(span) => f.debug_tuple("SharedSpan").field(&*span).finish(),
+            Err(_) => f.debug_tuple("SharedSpan").field(&"<locked>").finish(),
+        }
     }
 }
 

@@ -136,15 +136,32 @@ forward_tracer!(Arc<T>, Box<T>, &T);
 /// With no explicit reference, the span is a `ChildOf` the
 /// [current span](crate::current_span) if there is one (OpenTracing's
 /// `StartSpanFromContext`), unless
-/// [`ignore_current_span`](Self::ignore_current_span) is called.
-/// References to invalid contexts are skipped, so passing the result of a
-/// failed extraction is safe.
+/// [`ignore_current_span`](Self::ignore_current_span) is called. Once a
+/// parent is given explicitly (even `None`, or an invalid context) the
+/// current span is not used: a server span whose caller sent nothing is a
+/// new root. References to invalid contexts are skipped, so passing the
+/// result of a failed extraction is safe.
+///
+/// For server spans, pass the extraction result with
+/// [`with_extracted`](Self::with_extracted): it also hands the tracer the
+/// contexts that are not a parent but carry a debug id, lone baggage or a
+/// sampling decision.
 #[must_use = "a span builder does nothing until `start` is called"]
 pub struct SpanBuilder<'a> {
     tracer: &'a dyn Tracer,
     name: Cow<'static, str>,
     options: StartSpanOptions,
     ignore_current: bool,
+    explicit_parent: bool,
+}
+
+impl std::fmt::Debug for SpanBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanBuilder")
+            .field("name", &self.name)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> SpanBuilder<'a> {
@@ -155,10 +172,12 @@ impl<'a> SpanBuilder<'a> {
             name,
             options: StartSpanOptions::default(),
             ignore_current: false,
+            explicit_parent: false,
         }
     }
 
     fn reference(mut self, r: Reference) -> Self {
+        self.explicit_parent = true;
         if r.context.is_valid() {
             self.options.references.push(r);
         }
@@ -177,11 +196,12 @@ impl<'a> SpanBuilder<'a> {
 
     /// Adds `ChildOf(cx)` if `cx` is `Some` and valid: the result of an
     /// extraction can be passed as is.
-    pub fn child_of_opt(self, cx: Option<&SpanContext>) -> Self {
-        match cx {
-            Some(cx) => self.child_of(cx),
-            None => self,
+    pub fn child_of_opt(mut self, cx: Option<&SpanContext>) -> Self {
+        self.explicit_parent = true;
+        if let Some(cx) = cx {
+            self = self.child_of(cx);
         }
+        self
     }
 
     /// Passes a context that is not a valid parent but carries something the
@@ -189,6 +209,7 @@ impl<'a> SpanBuilder<'a> {
     /// decision) as a `ChildOf` reference. Tracers that understand such
     /// contexts use them; the builder otherwise skips invalid references.
     pub fn with_extracted(mut self, cx: Option<SpanContext>) -> Self {
+        self.explicit_parent = true;
         if let Some(cx) = cx {
             self.options.references.push(Reference::child_of(cx));
         }
@@ -215,7 +236,7 @@ impl<'a> SpanBuilder<'a> {
 
     /// Starts the span.
     pub fn start(mut self) -> Span {
-        if self.options.references.is_empty() && !self.ignore_current {
+        if !self.explicit_parent && !self.ignore_current {
             if let Some(cx) = current::current_context() {
                 if cx.is_valid() {
                     self.options.references.push(Reference::child_of(cx));

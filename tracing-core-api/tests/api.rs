@@ -242,6 +242,7 @@ async fn load_driver(id: u32) -> String {
 
 struct Repo;
 impl Repo {
+    #[allow(clippy::unnecessary_wraps)]
     #[trace]
     fn find(&self, id: u32) -> Option<u32> {
         Some(id)
@@ -327,4 +328,27 @@ async fn trace_attribute_handles_generics_impl_trait_and_async_errors() {
     assert!(failing.iter().any(|s| s.tag(tags::ERROR).is_none()));
     assert!(spans.iter().any(|s| s.operation_name == "generic_len"));
     assert!(spans.iter().any(|s| s.operation_name == "evens"));
+}
+
+struct Counter {
+    n: u32,
+}
+
+impl Counter {
+    #[trace]
+    fn get_mut(&mut self) -> &mut u32 {
+        &mut self.n
+    }
+}
+
+#[test]
+fn trace_attribute_keeps_borrowing_bodies_as_written() {
+    let tracer = global_mock();
+    let mut c = Counter { n: 1 };
+    *c.get_mut() += 1;
+    assert_eq!(c.n, 2);
+    assert!(tracer
+        .finished_spans()
+        .iter()
+        .any(|s| s.operation_name == "get_mut"));
 }

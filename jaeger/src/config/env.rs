@@ -37,7 +37,7 @@ use opentracing_api::TagValue;
 use super::{
     ConfigError, Exporter, JaegerTracerBuilder, PropagationFormat, DEFAULT_SAMPLING_ENDPOINT,
 };
-use crate::sampler::{ConstSampler, ProbabilisticSampler, RateLimitingSampler, Sampler};
+use crate::sampler::{ConstSampler, ProbabilisticSampler, RateLimitingSampler};
 use crate::tracer::JaegerTracer;
 use crate::transport::CollectorAuth;
 
@@ -474,6 +474,20 @@ pub fn builder_from_vars(
     Ok(b)
 }
 
-/// Keeps the `Sampler` trait in scope for the boxed closures above.
-#[allow(dead_code)]
-fn _sampler_trait_in_scope(_: &dyn Sampler) {}
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations_and_milliseconds() {
+        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2000"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("5 minutes"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("10x"), None);
+    }
+}

@@ -110,7 +110,10 @@ impl UdpAgentTransport {
         };
         let size = process.len() + spans.iter().map(|s| s.len()).sum::<usize>() + BATCH_OVERHEAD;
         let mut out = Vec::with_capacity(size);
-        thrift::emit_batch_header(&mut out, u32::try_from(self.seq_no & 0x7fff_ffff).unwrap_or(0));
+        thrift::emit_batch_header(
+            &mut out,
+            u32::try_from(self.seq_no & 0x7fff_ffff).unwrap_or(0),
+        );
         let mut p = Compact::default();
         // The batch is field 1 of emitBatch_args, already opened by the header.
         thrift::write_batch(

@@ -68,6 +68,9 @@ impl Propagator for CompositePropagator {
                     partial = Some(match partial {
                         None => cx,
                         Some(mut acc) => {
+                            if !acc.is_sampling_decided() && cx.is_sampling_decided() {
+                                acc = acc.with_flags(cx.flags());
+                            }
                             acc.baggage_mut().merge_missing(cx.baggage());
                             if acc.debug_id().is_none() && cx.debug_id().is_some() {
                                 acc = acc.with_debug_id(cx.debug_id());
@@ -84,6 +87,9 @@ impl Propagator for CompositePropagator {
         }
         match (found, partial) {
             (Some(mut cx), Some(extra)) => {
+                if !cx.is_sampling_decided() && extra.is_sampling_decided() {
+                    cx = cx.with_flags(extra.flags());
+                }
                 cx.baggage_mut().merge_missing(extra.baggage());
                 if cx.debug_id().is_none() && extra.debug_id().is_some() {
                     cx = cx.with_debug_id(extra.debug_id());

@@ -201,7 +201,8 @@ impl JaegerPropagator {
 
     fn add_baggage_item(&self, format: Format, key: &str, value: &[u8], baggage: &mut Baggage) {
         let limits = &self.limits;
-        if baggage.len() >= limits.max_items || value.len() > limits.max_value_len * 3 {
+        if baggage.len() >= limits.max_items || value.len() > limits.max_value_len.saturating_mul(3)
+        {
             return;
         }
         let k = key[self.headers.baggage_prefix.len()..].to_ascii_lowercase();
@@ -218,7 +219,7 @@ impl JaegerPropagator {
     /// `jaeger-baggage: k1=v1, k2=v2`, decoded as a whole as Go does.
     fn add_jaeger_baggage(&self, value: &[u8], baggage: &mut Baggage) {
         let limits = &self.limits;
-        if value.len() > limits.max_total_len * 3 {
+        if value.len() > limits.max_total_len.saturating_mul(3) {
             return;
         }
         let Some(decoded) = encoding::decode(value, true) else {
@@ -321,7 +322,8 @@ impl Propagator for JaegerPropagator {
         carrier.for_each(&mut |key, value| {
             let kb = key.as_bytes();
             // Cheap reject on the first byte before the full comparison.
-            let has_prefix = kb.len() > prefix.len()
+            let has_prefix = !prefix.is_empty()
+                && kb.len() > prefix.len()
                 && kb[0].eq_ignore_ascii_case(&prefix[0])
                 && kb[..prefix.len()].eq_ignore_ascii_case(prefix);
             if has_prefix {
@@ -383,16 +385,17 @@ impl Propagator for JaegerPropagator {
         let flags = r.take(1).ok_or_else(|| err("truncated flags"))?[0];
         let count = r.i32().ok_or_else(|| err("truncated baggage count"))?;
         let count = usize::try_from(count).map_err(|_| err("negative baggage count"))?;
-        if count > self.limits.max_items {
-            return Err(err("too many baggage items"));
+        // Each item takes at least 8 bytes: a count the data cannot hold is
+        // corrupt, and must not drive the loop.
+        if count > r.0.len() / 8 {
+            return Err(err("baggage count larger than the data"));
         }
         let mut baggage = Baggage::new();
         for _ in 0..count {
             let k = r.string().ok_or_else(|| err("bad baggage key"))?;
             let v = r.string().ok_or_else(|| err("bad baggage value"))?;
-            baggage
-                .insert_with_limits(k, v, &self.limits)
-                .map_err(|_| err("baggage over limits"))?;
+            // Over-limit items are dropped, as in the text formats.
+            let _ = baggage.insert_with_limits(k, v, &self.limits);
         }
         if !r.0.is_empty() {
             return Err(err("trailing bytes"));

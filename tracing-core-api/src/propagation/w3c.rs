@@ -201,8 +201,17 @@ impl W3CBaggagePropagator {
             .limits
             .max_total_len
             .saturating_mul(3)
-            .saturating_add(self.limits.max_items * 4);
-        let value = &value[..value.len().min(max_scan)];
+            .saturating_add(self.limits.max_items.saturating_mul(4));
+        let value = if value.len() > max_scan {
+            // Cut at a member boundary, never inside a member.
+            let cut = value[..max_scan]
+                .iter()
+                .rposition(|&b| b == b',')
+                .unwrap_or(0);
+            &value[..cut]
+        } else {
+            value
+        };
         for member in value.split(|&b| b == b',') {
             if baggage.len() >= self.limits.max_items {
                 break;
