@@ -252,7 +252,7 @@ impl JaegerTracerBuilder {
         self
     }
 
-    /// Spans per batch (default 512).
+    /// Spans per batch (default 512; at most the queue size).
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n;
         self

@@ -51,10 +51,6 @@ metrics! {
     traces_started_sampled => "jaeger_tracer_traces_total", "{state=\"started\",sampled=\"y\"}";
     /// Root spans whose trace was not sampled.
     traces_started_unsampled => "jaeger_tracer_traces_total", "{state=\"started\",sampled=\"n\"}";
-    /// Spans continuing a sampled trace from another process.
-    traces_joined_sampled => "jaeger_tracer_traces_total", "{state=\"joined\",sampled=\"y\"}";
-    /// Spans continuing an unsampled trace from another process.
-    traces_joined_unsampled => "jaeger_tracer_traces_total", "{state=\"joined\",sampled=\"n\"}";
     /// Sampled spans started.
     spans_started_sampled => "jaeger_tracer_started_spans_total", "{sampled=\"y\"}";
     /// Unsampled spans started.

@@ -15,7 +15,10 @@ use crate::transport::{SendFuture, SendOutcome, Transport, TransportError};
 /// Takes finished spans on request threads: never blocks, never takes a
 /// lock; a full queue drops the span and counts it.
 pub(crate) struct Reporter {
-    queue: ArrayQueue<FinishedSpan>,
+    queue: ArrayQueue<Box<FinishedSpan>>,
+    /// Delivered spans, emptied, for new spans to reuse (see
+    /// [`SpanRecorder::recycled`]).
+    recycle: ArrayQueue<Box<FinishedSpan>>,
     batch_size: usize,
     notify: Notify,
     pub(crate) metrics: Arc<Metrics>,
@@ -23,9 +26,12 @@ pub(crate) struct Reporter {
 
 impl Reporter {
     pub(crate) fn new(queue_size: usize, batch_size: usize, metrics: Arc<Metrics>) -> Self {
+        let queue_size = queue_size.max(1);
         Reporter {
-            queue: ArrayQueue::new(queue_size.max(1)),
-            batch_size: batch_size.max(1),
+            queue: ArrayQueue::new(queue_size),
+            recycle: ArrayQueue::new(queue_size.min(RECYCLE_CAPACITY)),
+            // A batch can never hold more than the queue does.
+            batch_size: batch_size.clamp(1, queue_size),
             notify: Notify::new(),
             metrics,
         }
@@ -36,8 +42,32 @@ impl Reporter {
     }
 }
 
+/// Most emptied spans kept for reuse.
+const RECYCLE_CAPACITY: usize = 512;
+
+impl Reporter {
+    /// Offers a delivered span for reuse; spans whose vectors grew unusually
+    /// large are freed instead, to keep the pool's memory bounded.
+    ///
+    /// The span is not emptied here: the thread that reuses it overwrites it
+    /// (and frees its old contents, which that thread allocated). Writing to
+    /// it here would pull its cache lines over to this core, only for the
+    /// next span to pull them back.
+    fn recycle(&self, span: Box<FinishedSpan>) {
+        if span.tags.capacity() > 32 || span.logs.capacity() > 16 || span.references.capacity() > 8
+        {
+            return;
+        }
+        let _ = self.recycle.push(span);
+    }
+}
+
 impl SpanRecorder for Reporter {
-    fn record(&self, span: FinishedSpan) {
+    fn recycled(&self) -> Option<Box<FinishedSpan>> {
+        self.recycle.pop()
+    }
+
+    fn record(&self, span: Box<FinishedSpan>) {
         // `sampling.priority = 0` may have unsampled the span after it started.
         if !span.context.is_sampled() {
             return;
@@ -45,7 +75,9 @@ impl SpanRecorder for Reporter {
         Metrics::inc(&self.metrics.spans_finished);
         if self.queue.push(span).is_err() {
             Metrics::inc(&self.metrics.spans_dropped_queue_full);
-        } else if self.queue.len() >= self.batch_size {
+        } else if self.queue.len() == self.batch_size {
+            // Wake the worker once, as the queue reaches a full batch; waking
+            // it on every push beyond that costs a futex call per span.
             self.notify.notify_one();
         }
     }
@@ -117,9 +149,8 @@ async fn drain(
     process: &Process,
     retry: Retry,
 ) {
-    let mut batch = Vec::with_capacity(reporter.batch_size);
+    let mut batch = Vec::with_capacity(reporter.batch_size.min(1024));
     loop {
-        batch.clear();
         while batch.len() < reporter.batch_size {
             match reporter.queue.pop() {
                 Some(s) => batch.push(s),
@@ -130,6 +161,9 @@ async fn drain(
             return;
         }
         send_with_retry(reporter, transport, process, &batch, retry).await;
+        for span in batch.drain(..) {
+            reporter.recycle(span);
+        }
     }
 }
 
@@ -137,7 +171,7 @@ async fn send_with_retry(
     reporter: &Reporter,
     transport: &mut dyn Transport,
     process: &Process,
-    batch: &[FinishedSpan],
+    batch: &[Box<FinishedSpan>],
     retry: Retry,
 ) {
     let m = &reporter.metrics;
@@ -221,9 +255,9 @@ impl InMemoryTransport {
 }
 
 impl Transport for InMemoryTransport {
-    fn send<'a>(&'a mut self, _: &'a Process, spans: &'a [FinishedSpan]) -> SendFuture<'a> {
+    fn send<'a>(&'a mut self, _: &'a Process, spans: &'a [Box<FinishedSpan>]) -> SendFuture<'a> {
         let mut all = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
-        all.extend_from_slice(spans);
+        all.extend(spans.iter().map(|s| (**s).clone()));
         if let Some(max) = self.max_spans {
             let excess = all.len().saturating_sub(max);
             all.drain(..excess);
@@ -248,7 +282,11 @@ impl Transport for InMemoryTransport {
 pub struct LoggingTransport;
 
 impl Transport for LoggingTransport {
-    fn send<'a>(&'a mut self, process: &'a Process, spans: &'a [FinishedSpan]) -> SendFuture<'a> {
+    fn send<'a>(
+        &'a mut self,
+        process: &'a Process,
+        spans: &'a [Box<FinishedSpan>],
+    ) -> SendFuture<'a> {
         for s in spans {
             let tags: Vec<String> = s
                 .tags
@@ -285,7 +323,11 @@ impl Transport for LoggingTransport {
 pub struct CompositeTransport(pub Vec<Box<dyn Transport>>);
 
 impl Transport for CompositeTransport {
-    fn send<'a>(&'a mut self, process: &'a Process, spans: &'a [FinishedSpan]) -> SendFuture<'a> {
+    fn send<'a>(
+        &'a mut self,
+        process: &'a Process,
+        spans: &'a [Box<FinishedSpan>],
+    ) -> SendFuture<'a> {
         Box::pin(async move {
             let mut result = Ok(SendOutcome::default());
             for t in &mut self.0 {
@@ -312,7 +354,7 @@ impl Transport for CompositeTransport {
 pub struct NullTransport;
 
 impl Transport for NullTransport {
-    fn send<'a>(&'a mut self, _: &'a Process, _: &'a [FinishedSpan]) -> SendFuture<'a> {
+    fn send<'a>(&'a mut self, _: &'a Process, _: &'a [Box<FinishedSpan>]) -> SendFuture<'a> {
         Box::pin(async { Ok(SendOutcome::default()) })
     }
 

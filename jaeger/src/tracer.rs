@@ -273,11 +273,6 @@ impl Tracer for JaegerTracer {
                     TraceFlags::NONE.with_sampled(d.sampled)
                 }
             };
-            Metrics::inc(if flags.is_sampled() {
-                &m.traces_joined_sampled
-            } else {
-                &m.traces_joined_unsampled
-            });
             (p.trace_id(), p.span_id(), flags)
         } else {
             let trace_id = self.new_trace_id();
@@ -301,7 +296,8 @@ impl Tracer for JaegerTracer {
                         let d = inner.sampler.sample(trace_id, &operation_name);
                         if d.sampled {
                             extra_tags[0] = Some(Tag::new("sampler.type", d.sampler_type));
-                            extra_tags[1] = Some(Tag::new("sampler.param", d.param));
+                            extra_tags[1] =
+                                Some(Tag::new("sampler.param", TagValue::from(d.param)));
                         }
                         TraceFlags::NONE.with_sampled(d.sampled)
                     }
@@ -314,12 +310,8 @@ impl Tracer for JaegerTracer {
             });
             (trace_id, SpanId::INVALID, flags)
         };
-        let mut cx = SpanContext::new(trace_id, span_id, flags)
-            .with_parent_id(parent_id)
-            .with_baggage(baggage);
-        if let Some(ts) = parent.and_then(SpanContext::trace_state) {
-            cx = cx.with_trace_state(Some(ts));
-        }
+        let trace_state = parent.and_then(SpanContext::trace_state_arc).cloned();
+        let cx = SpanContext::from_parts(trace_id, span_id, parent_id, flags, baggage, trace_state);
         if !flags.is_sampled() {
             Metrics::inc(&m.spans_started_unsampled);
             return Span::unrecorded(cx);

@@ -382,3 +382,18 @@ fn sixty_four_bit_ids_on_request() {
         .unwrap();
     assert!(tracer.span("x").start().context().trace_id().is_64bit());
 }
+
+#[test]
+fn absurd_sizes_are_clamped_not_allocated() {
+    let store = InMemoryTransport::new();
+    let tracer = tracer_with(&store)
+        .queue_size(4)
+        .batch_size(usize::MAX)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        tracer.span("x").start().finish();
+    }
+    tracer.flush(T).unwrap();
+    assert_eq!(store.spans().len(), 3);
+}

@@ -45,6 +45,33 @@ impl SpanContext {
         }
     }
 
+    /// A context with every field given, in one move (for tracers starting
+    /// spans on a hot path).
+    pub fn from_parts(
+        trace_id: TraceId,
+        span_id: SpanId,
+        parent_id: SpanId,
+        flags: TraceFlags,
+        baggage: Baggage,
+        trace_state: Option<Arc<str>>,
+    ) -> Self {
+        SpanContext {
+            trace_id,
+            span_id,
+            parent_id,
+            flags,
+            baggage,
+            trace_state,
+            debug_id: None,
+            sampling_decided: true,
+        }
+    }
+
+    /// The W3C `tracestate`, shared (cloning it is a reference count).
+    pub fn trace_state_arc(&self) -> Option<&Arc<str>> {
+        self.trace_state.as_ref()
+    }
+
     /// An empty, invalid context (what the no-op tracer's spans carry).
     pub const fn empty() -> Self {
         SpanContext {

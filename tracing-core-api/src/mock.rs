@@ -20,11 +20,11 @@ struct Inner {
 }
 
 impl SpanRecorder for Inner {
-    fn record(&self, span: FinishedSpan) {
+    fn record(&self, span: Box<FinishedSpan>) {
         self.finished
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(span);
+            .push(*span);
     }
 }
 
@@ -169,8 +169,8 @@ impl Tracer for MockTracer {
             cx,
             operation_name,
             options.start_time.unwrap_or_else(SystemTime::now),
-            std::mem::take(&mut options.references),
-            std::mem::take(&mut options.tags),
+            options.references.drain(..),
+            options.tags.drain(..),
             self.inner.clone(),
         )
     }

@@ -103,17 +103,26 @@ impl FinishedSpan {
 /// Implemented by tracers (the Jaeger tracer's reporter, the mock tracer).
 /// `record` is called exactly once per recorded span, from the thread that
 /// finished it, so it must not block.
+///
+/// The span arrives boxed: it was built in that box when it started, so
+/// handing it over (to a queue, say) moves a pointer, not the span.
 pub trait SpanRecorder: Send + Sync {
     /// Takes a finished span.
-    fn record(&self, span: FinishedSpan);
+    fn record(&self, span: Box<FinishedSpan>);
+
+    /// A box from a span already delivered, for the next span to reuse
+    /// (its vectors keep their capacity). Recorders that hand spans to
+    /// another thread should offer them back: allocating on one thread and
+    /// freeing on another makes both contend on the allocator's locks.
+    /// The default is none: new spans allocate.
+    fn recycled(&self) -> Option<Box<FinishedSpan>> {
+        None
+    }
 }
 
 struct Recording {
-    operation_name: Cow<'static, str>,
-    start_time: SystemTime,
-    references: Vec<Reference>,
-    tags: Vec<Tag>,
-    logs: Vec<LogRecord>,
+    /// Filled in as the span runs; handed to the recorder as it is.
+    data: Box<FinishedSpan>,
     baggage_limits: BaggageLimits,
     recorder: Arc<dyn SpanRecorder>,
 }
@@ -138,7 +147,7 @@ struct Recording {
 /// ```
 pub struct Span {
     context: SpanContext,
-    recording: Option<Box<Recording>>,
+    recording: Option<Recording>,
 }
 
 impl Span {
@@ -167,17 +176,35 @@ impl Span {
         recorder: Arc<dyn SpanRecorder>,
     ) -> Self {
         let tags = tags.into_iter();
-        let mut span = Span {
-            context,
-            recording: Some(Box::new(Recording {
+        let data = match recorder.recycled() {
+            Some(mut data) => {
+                data.operation_name = operation_name;
+                data.references.clear();
+                data.references.extend(references);
+                data.start_time = start_time;
+                data.finish_time = start_time;
+                data.tags.clear();
+                data.logs.clear();
+                data
+            }
+            None => Box::new(FinishedSpan {
+                context: SpanContext::empty(),
                 operation_name,
-                start_time,
                 references: references.into_iter().collect(),
-                tags: Vec::with_capacity(tags.size_hint().0.max(4)),
+                start_time,
+                finish_time: start_time,
+                // Room for the usual handful without growing.
+                tags: Vec::with_capacity(tags.size_hint().0.max(8)),
                 logs: Vec::new(),
+            }),
+        };
+        let mut span = Span {
+            recording: Some(Recording {
+                data,
                 baggage_limits: BaggageLimits::DEFAULT,
                 recorder,
-            })),
+            }),
+            context,
         };
         for t in tags {
             span.set_tag(t.key, t.value);
@@ -206,13 +233,13 @@ impl Span {
 
     /// The operation name, if recorded.
     pub fn operation_name(&self) -> Option<&str> {
-        self.recording.as_ref().map(|r| &*r.operation_name)
+        self.recording.as_ref().map(|r| &*r.data.operation_name)
     }
 
     /// Renames the operation (for example once the route is known).
     pub fn set_operation_name(&mut self, name: impl Into<Cow<'static, str>>) {
         if let Some(r) = &mut self.recording {
-            r.operation_name = name.into();
+            r.data.operation_name = name.into();
         }
     }
 
@@ -238,10 +265,10 @@ impl Span {
                 });
             }
         }
-        if let Some(t) = r.tags.iter_mut().find(|t| t.key == key) {
+        if let Some(t) = r.data.tags.iter_mut().find(|t| t.key == key) {
             t.value = value;
         } else {
-            r.tags.push(Tag { key, value });
+            r.data.tags.push(Tag { key, value });
         }
     }
 
@@ -271,7 +298,7 @@ impl Span {
         I::Item: Into<Field>,
     {
         if let Some(r) = &mut self.recording {
-            r.logs.push(LogRecord {
+            r.data.logs.push(LogRecord {
                 timestamp,
                 fields: fields.into_iter().map(Into::into).collect(),
             });
@@ -348,20 +375,13 @@ impl Span {
     fn take_finished(
         &mut self,
         time: Option<SystemTime>,
-    ) -> Option<(Arc<dyn SpanRecorder>, FinishedSpan)> {
-        let r = *self.recording.take()?;
-        Some((
-            r.recorder,
-            FinishedSpan {
-                context: self.context.clone(),
-                operation_name: r.operation_name,
-                references: r.references,
-                start_time: r.start_time,
-                finish_time: time.unwrap_or_else(SystemTime::now),
-                tags: r.tags,
-                logs: r.logs,
-            },
-        ))
+    ) -> Option<(Arc<dyn SpanRecorder>, Box<FinishedSpan>)> {
+        let Recording {
+            mut data, recorder, ..
+        } = self.recording.take()?;
+        data.context = self.context.clone();
+        data.finish_time = time.unwrap_or_else(SystemTime::now);
+        Some((recorder, data))
     }
 }
 

@@ -15,8 +15,27 @@ use opentracing_api::{TagValue, TraceId};
 mod remote;
 pub use remote::{RemoteSampler, SamplingStrategy, StrategyError};
 
-/// A sampling decision and the tags describing it.
-#[derive(Clone, Debug, PartialEq)]
+/// The `sampler.param` tag's value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SamplerParam {
+    /// For `const`.
+    Bool(bool),
+    /// For the rates.
+    Float(f64),
+}
+
+impl From<SamplerParam> for TagValue {
+    fn from(p: SamplerParam) -> Self {
+        match p {
+            SamplerParam::Bool(b) => TagValue::Bool(b),
+            SamplerParam::Float(f) => TagValue::F64(f),
+        }
+    }
+}
+
+/// A sampling decision and the tags describing it. `Copy`, so deciding
+/// "not sampled" costs nothing to build or drop.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SamplingDecision {
     /// Whether to record the trace.
     pub sampled: bool,
@@ -24,7 +43,7 @@ pub struct SamplingDecision {
     /// `lowerbound`).
     pub sampler_type: &'static str,
     /// The `sampler.param` tag.
-    pub param: TagValue,
+    pub param: SamplerParam,
 }
 
 /// Decides whether a new trace is sampled.
@@ -48,7 +67,7 @@ impl Sampler for ConstSampler {
         SamplingDecision {
             sampled: self.0,
             sampler_type: "const",
-            param: TagValue::Bool(self.0),
+            param: SamplerParam::Bool(self.0),
         }
     }
 }
@@ -87,7 +106,7 @@ impl Sampler for ProbabilisticSampler {
             sampled: self.rate >= 1.0
                 || (self.rate > 0.0 && self.boundary >= trace_id.low() & 0x7fff_ffff_ffff_ffff),
             sampler_type: "probabilistic",
-            param: TagValue::F64(self.rate),
+            param: SamplerParam::Float(self.rate),
         }
     }
 }
@@ -151,7 +170,7 @@ impl Sampler for RateLimitingSampler {
         SamplingDecision {
             sampled: self.limiter.check_credit(),
             sampler_type: "ratelimiting",
-            param: TagValue::F64(self.rate),
+            param: SamplerParam::Float(self.rate),
         }
     }
 }
@@ -188,7 +207,7 @@ impl Sampler for GuaranteedThroughputSampler {
         SamplingDecision {
             sampled: credit,
             sampler_type: "lowerbound",
-            param: TagValue::F64(self.lower_bound),
+            param: SamplerParam::Float(self.lower_bound),
         }
     }
 }

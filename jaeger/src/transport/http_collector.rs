@@ -82,7 +82,7 @@ impl HttpCollectorTransport {
     }
 
     /// The binary-Thrift `Batch` body for these spans.
-    pub fn encode(process: &Process, spans: &[FinishedSpan]) -> Vec<u8> {
+    pub fn encode(process: &Process, spans: &[Box<FinishedSpan>]) -> Vec<u8> {
         let process = thrift::encode::<Binary>(|p, out| thrift::write_process(p, out, process));
         let encoded: Vec<Vec<u8>> = spans
             .iter()
@@ -120,7 +120,11 @@ impl HttpCollectorTransport {
 }
 
 impl Transport for HttpCollectorTransport {
-    fn send<'a>(&'a mut self, process: &'a Process, spans: &'a [FinishedSpan]) -> SendFuture<'a> {
+    fn send<'a>(
+        &'a mut self,
+        process: &'a Process,
+        spans: &'a [Box<FinishedSpan>],
+    ) -> SendFuture<'a> {
         let bytes = Self::encode(process, spans);
         Box::pin(self.post_batch(bytes, spans.len()))
     }

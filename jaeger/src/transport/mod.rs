@@ -76,7 +76,11 @@ pub type SendFuture<'a> =
 /// Sends batches of finished spans somewhere.
 pub trait Transport: Send + 'static {
     /// Sends `spans`, from `process`.
-    fn send<'a>(&'a mut self, process: &'a Process, spans: &'a [FinishedSpan]) -> SendFuture<'a>;
+    fn send<'a>(
+        &'a mut self,
+        process: &'a Process,
+        spans: &'a [Box<FinishedSpan>],
+    ) -> SendFuture<'a>;
 
     /// A short name for logs (`"udp"`, `"http"`, `"otlp-http"`...).
     fn name(&self) -> &'static str;

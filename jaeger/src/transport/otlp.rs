@@ -163,7 +163,10 @@ pub(crate) fn otlp_span(s: &FinishedSpan) -> Span {
 }
 
 /// The OTLP export request for a batch of spans from one process.
-pub fn otlp_export_request(process: &Process, spans: &[FinishedSpan]) -> ExportTraceServiceRequest {
+pub fn otlp_export_request(
+    process: &Process,
+    spans: &[Box<FinishedSpan>],
+) -> ExportTraceServiceRequest {
     let mut attributes = vec![kv_str("service.name", &process.service_name)];
     attributes.extend(process.tags.iter().map(kv));
     ExportTraceServiceRequest {
@@ -178,7 +181,7 @@ pub fn otlp_export_request(process: &Process, spans: &[FinishedSpan]) -> ExportT
                     version: env!("CARGO_PKG_VERSION").to_owned(),
                     ..Default::default()
                 }),
-                spans: spans.iter().map(otlp_span).collect(),
+                spans: spans.iter().map(|s| otlp_span(s)).collect(),
                 ..Default::default()
             }],
             ..Default::default()
@@ -240,7 +243,11 @@ impl OtlpHttpTransport {
 }
 
 impl Transport for OtlpHttpTransport {
-    fn send<'a>(&'a mut self, process: &'a Process, spans: &'a [FinishedSpan]) -> SendFuture<'a> {
+    fn send<'a>(
+        &'a mut self,
+        process: &'a Process,
+        spans: &'a [Box<FinishedSpan>],
+    ) -> SendFuture<'a> {
         let bytes = otlp_export_request(process, spans).encode_to_vec();
         Box::pin(self.post_batch(bytes, spans.len()))
     }
@@ -348,7 +355,11 @@ impl OtlpGrpcTransport {
 
 #[cfg(feature = "otlp-grpc")]
 impl Transport for OtlpGrpcTransport {
-    fn send<'a>(&'a mut self, process: &'a Process, spans: &'a [FinishedSpan]) -> SendFuture<'a> {
+    fn send<'a>(
+        &'a mut self,
+        process: &'a Process,
+        spans: &'a [Box<FinishedSpan>],
+    ) -> SendFuture<'a> {
         let request = otlp_export_request(process, spans);
         Box::pin(self.export(request, spans.len()))
     }

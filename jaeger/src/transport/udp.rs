@@ -131,7 +131,7 @@ impl UdpAgentTransport {
     async fn send_batch(
         &mut self,
         process: &Process,
-        spans: &[FinishedSpan],
+        spans: &[Box<FinishedSpan>],
     ) -> Result<SendOutcome, TransportError> {
         let process = self.encoded_process(process);
         let budget = self
@@ -181,7 +181,11 @@ impl UdpAgentTransport {
 }
 
 impl Transport for UdpAgentTransport {
-    fn send<'a>(&'a mut self, process: &'a Process, spans: &'a [FinishedSpan]) -> SendFuture<'a> {
+    fn send<'a>(
+        &'a mut self,
+        process: &'a Process,
+        spans: &'a [Box<FinishedSpan>],
+    ) -> SendFuture<'a> {
         Box::pin(self.send_batch(process, spans))
     }
 
