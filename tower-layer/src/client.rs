@@ -1,0 +1,191 @@
+//! The client layer.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::request::Parts;
+use http::{Request, Response};
+use http_body::Body;
+use opentracing_api::{tags, Format, Tracer, TracerExt};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::body::Tracked;
+use crate::future::{ResponseConfig, ResponseFuture};
+use crate::policy::InjectPolicy;
+use crate::request::{method, url, QueryPolicy};
+
+type NameFn = dyn Fn(&Parts) -> Cow<'static, str> + Send + Sync;
+
+#[derive(Clone)]
+struct ClientConfig {
+    component: Cow<'static, str>,
+    inject: InjectPolicy,
+    query: QueryPolicy,
+    name: Option<Arc<NameFn>>,
+    response: Arc<ResponseConfig>,
+}
+
+/// Traces outgoing requests of any `tower::Service<http::Request<B>>` HTTP
+/// client (hyper-util's `Client`, tower stacks): a client span, child of
+/// the current span, whose context is injected into the request's headers
+/// (per the [`InjectPolicy`]).
+///
+/// The span is named after the method (or by
+/// [`with_operation_name`](Self::with_operation_name)) and tagged
+/// `span.kind=client`, `component`, `http.method`, `http.url`,
+/// `peer.hostname`, `peer.port`, `http.status_code`, and `error=true` for
+/// 5xx responses and transport errors. It finishes when the response body
+/// ends or is dropped.
+#[derive(Clone)]
+pub struct ClientTracingLayer<T> {
+    tracer: T,
+    config: ClientConfig,
+}
+
+impl<T> fmt::Debug for ClientTracingLayer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTracingLayer")
+            .field("inject", &self.config.inject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> ClientTracingLayer<T> {
+    /// A layer tracing with `tracer`, injecting into every request.
+    pub fn new(tracer: T) -> Self {
+        ClientTracingLayer {
+            tracer,
+            config: ClientConfig {
+                component: Cow::Borrowed("opentracing-tower"),
+                inject: InjectPolicy::All,
+                query: QueryPolicy::Keep,
+                name: None,
+                response: Arc::default(),
+            },
+        }
+    }
+
+    /// Which destinations get trace headers (default: all).
+    pub fn with_inject_policy(mut self, policy: InjectPolicy) -> Self {
+        self.config.inject = policy;
+        self
+    }
+
+    /// The `component` tag.
+    pub fn with_component(mut self, component: impl Into<Cow<'static, str>>) -> Self {
+        self.config.component = component.into();
+        self
+    }
+
+    /// What `http.url` records of the query string.
+    pub fn with_query(mut self, policy: QueryPolicy) -> Self {
+        self.config.query = policy;
+        self
+    }
+
+    /// Names spans with `f` instead of the method.
+    pub fn with_operation_name<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Parts) -> Cow<'static, str> + Send + Sync + 'static,
+    {
+        self.config.name = Some(Arc::new(f));
+        self
+    }
+}
+
+impl<S, T: Clone> Layer<S> for ClientTracingLayer<T> {
+    type Service = ClientTracingService<S, T>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientTracingService {
+            inner,
+            tracer: self.tracer.clone(),
+            config: Arc::new(self.config.clone()),
+        }
+    }
+}
+
+/// The service [`ClientTracingLayer`] makes.
+#[derive(Clone)]
+pub struct ClientTracingService<S, T> {
+    inner: S,
+    tracer: T,
+    config: Arc<ClientConfig>,
+}
+
+impl<S: fmt::Debug, T> fmt::Debug for ClientTracingService<S, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTracingService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, T, B, ResB> Service<Request<B>> for ClientTracingService<S, T>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+    S::Error: fmt::Display,
+    T: Tracer + Clone,
+    ResB: Body,
+{
+    type Response = Response<crate::TracedBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let config = &*self.config;
+        let (mut parts, body) = req.into_parts();
+        let operation = match &config.name {
+            Some(f) => f(&parts),
+            None => method(&parts.method),
+        };
+        let host = parts.uri.host().map(str::to_owned);
+        let port = parts.uri.port_u16().or(match parts.uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        });
+        let span = self
+            .tracer
+            .span(operation.clone())
+            .tag(tags::SPAN_KIND, tags::SPAN_KIND_CLIENT)
+            .tag(tags::COMPONENT, config.component.clone())
+            .tag(tags::HTTP_METHOD, method(&parts.method))
+            .tag(tags::HTTP_URL, url(&parts.uri, None, config.query))
+            .start_shared();
+        if span.is_recording() {
+            if let Some(h) = &host {
+                span.set_tag(tags::PEER_HOSTNAME, h.clone());
+            }
+            if let Some(p) = port {
+                span.set_tag(tags::PEER_PORT, p);
+            }
+        }
+        if config.inject.allows(host.as_deref()) {
+            self.tracer
+                .inject(&span.context(), Format::HttpHeaders, &mut parts.headers);
+        }
+        let fut = {
+            let _guard = span.enter();
+            self.inner.call(Request::from_parts(parts, body))
+        };
+        let tracked = Tracked {
+            span,
+            started,
+            operation,
+            observer: None,
+            status: None,
+            error: false,
+        };
+        ResponseFuture::new(fut, Some(tracked), config.response.clone())
+    }
+}

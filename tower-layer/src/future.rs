@@ -1,0 +1,142 @@
+//! The response future shared by the server and client services.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderName, HeaderValue, Response};
+use http_body::Body;
+use opentracing_api::tags;
+
+use crate::body::{TracedBody, Tracked};
+
+/// What to do with a response before it leaves.
+#[derive(Debug, Default)]
+pub(crate) struct ResponseConfig {
+    /// Response headers recorded as `http.response.header.<name>` tags.
+    pub(crate) capture: Vec<HeaderName>,
+    /// Echo the trace id in this response header.
+    pub(crate) trace_id_header: Option<HeaderName>,
+    /// Whether 4xx statuses mark the span failed too (client spans).
+    pub(crate) client_errors_fail: bool,
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a traced request: makes the span current while the
+    /// inner service runs, records the status, and hands the span to the
+    /// response body, which finishes it when it ends. If the future is
+    /// dropped first (cancelled, or unwound by a panic), the span is marked
+    /// failed and finished.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        tracked: Option<Tracked>,
+        config: Arc<ResponseConfig>,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(mut t) = this.project().tracked.take() {
+                if std::thread::panicking() {
+                    t.fail("panic", "the service panicked");
+                } else {
+                    t.fail("cancelled", "the request was dropped before a response (client went away?)");
+                }
+                t.finish();
+            }
+        }
+    }
+}
+
+struct FinishOnUnwind<'a>(&'a mut Option<Tracked>);
+
+impl Drop for FinishOnUnwind<'_> {
+    fn drop(&mut self) {
+        // Only reached while unwinding: on the normal path it is forgotten.
+        if let Some(mut t) = self.0.take() {
+            t.fail("panic", "the service panicked");
+            t.finish();
+        }
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: F, tracked: Option<Tracked>, config: Arc<ResponseConfig>) -> Self {
+        ResponseFuture {
+            inner,
+            tracked,
+            config,
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("traced", &self.tracked.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+    E: fmt::Display,
+{
+    type Output = Result<Response<TracedBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _guard = this.tracked.as_ref().map(|t| t.span.enter());
+            // If the inner service panics, the unwind passes through here:
+            // finish the span as failed now, because a panic catcher outside
+            // (tower-http's `CatchPanic`) may keep this future alive.
+            let bomb = FinishOnUnwind(this.tracked);
+            let r = this.inner.poll(cx);
+            std::mem::forget(bomb);
+            match r {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            }
+        };
+        let Some(mut t) = this.tracked.take() else {
+            return Poll::Ready(result.map(|resp| resp.map(TracedBody::untraced)));
+        };
+        Poll::Ready(match result {
+            Ok(mut resp) => {
+                let status = resp.status();
+                t.status = Some(status.as_u16());
+                t.span.set_tag(tags::HTTP_STATUS_CODE, status.as_u16());
+                if status.is_server_error()
+                    || (this.config.client_errors_fail && status.is_client_error())
+                {
+                    t.fail("http_status", format!("HTTP {status}"));
+                }
+                for name in &this.config.capture {
+                    if let Some(v) = resp.headers().get(name).and_then(|v| v.to_str().ok()) {
+                        t.span
+                            .set_tag(format!("http.response.header.{name}"), v.to_owned());
+                    }
+                }
+                if let Some(name) = &this.config.trace_id_header {
+                    let id = t.span.context().trace_id();
+                    if id.is_valid() {
+                        if let Ok(v) = HeaderValue::try_from(id.to_hex32()) {
+                            resp.headers_mut().insert(name.clone(), v);
+                        }
+                    }
+                }
+                Ok(resp.map(|b| TracedBody::new(b, t)))
+            }
+            Err(e) => {
+                t.fail("service_error", e.to_string());
+                t.finish();
+                Err(e)
+            }
+        })
+    }
+}

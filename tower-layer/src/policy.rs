@@ -1,0 +1,143 @@
+//! The propagation policy: where trace headers may go, and what to trust in
+//! the ones that come in.
+//!
+//! Trace context and baggage can leak internal details (baggage may carry
+//! user ids) and can be forged by callers (a forged sampled flag makes a
+//! service record everything). Synapse's `homeserver_whitelist` is the model:
+//! inject only towards trusted destinations, and trust incoming sampling
+//! decisions and baggage only when the callers are trusted.
+
+use opentracing_api::{Baggage, SpanContext, TraceFlags};
+
+/// A destination host pattern: `"*"` (any host), `"*.example.com"` (any
+/// subdomain, not `example.com` itself), or an exact host name or address.
+/// Matching ignores ASCII case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPattern(String);
+
+impl HostPattern {
+    /// A pattern.
+    pub fn new(pattern: impl Into<String>) -> Self {
+        HostPattern(pattern.into().to_ascii_lowercase())
+    }
+
+    /// Whether `host` matches.
+    pub fn matches(&self, host: &str) -> bool {
+        let p = self.0.as_str();
+        if p == "*" {
+            return true;
+        }
+        if let Some(suffix) = p.strip_prefix("*.") {
+            return host.len() > suffix.len() + 1
+                && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+                && host.as_bytes()[host.len() - suffix.len() - 1] == b'.';
+        }
+        p.eq_ignore_ascii_case(host)
+    }
+}
+
+/// Where outgoing requests get trace headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InjectPolicy {
+    /// Every destination (the default).
+    #[default]
+    All,
+    /// Only destinations whose host matches one of the patterns; others get
+    /// no trace headers and no baggage.
+    Allowlist(Vec<HostPattern>),
+    /// No destination.
+    None,
+}
+
+impl InjectPolicy {
+    /// An allowlist from patterns such as `"*.internal"`, `"localhost"`.
+    pub fn allowlist<I, S>(patterns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        InjectPolicy::Allowlist(patterns.into_iter().map(HostPattern::new).collect())
+    }
+
+    /// Whether requests to `host` get trace headers.
+    pub fn allows(&self, host: Option<&str>) -> bool {
+        match self {
+            InjectPolicy::All => true,
+            InjectPolicy::None => false,
+            InjectPolicy::Allowlist(patterns) => {
+                host.is_some_and(|h| patterns.iter().any(|p| p.matches(h)))
+            }
+        }
+    }
+}
+
+/// What to trust in an incoming span context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExtractTrust {
+    /// Keep the caller's sampling decision (default true). When false, the
+    /// trace continues but the local sampler decides.
+    pub sampling: bool,
+    /// Keep the caller's baggage (default true).
+    pub baggage: bool,
+    /// Continue the caller's trace at all (default true). When false every
+    /// request starts a new root trace.
+    pub parent: bool,
+}
+
+impl Default for ExtractTrust {
+    fn default() -> Self {
+        ExtractTrust {
+            sampling: true,
+            baggage: true,
+            parent: true,
+        }
+    }
+}
+
+impl ExtractTrust {
+    /// Trust nothing: every request starts a new trace, with no baggage.
+    pub fn none() -> Self {
+        ExtractTrust {
+            sampling: false,
+            baggage: false,
+            parent: false,
+        }
+    }
+
+    /// Applies the policy to an extracted context.
+    pub fn apply(&self, cx: Option<SpanContext>) -> Option<SpanContext> {
+        if !self.parent {
+            return None;
+        }
+        let mut cx = cx?;
+        if !self.sampling {
+            cx = cx
+                .with_flags(TraceFlags::NONE)
+                .with_sampling_decided(false)
+                .with_debug_id(None);
+        }
+        if !self.baggage && !cx.baggage().is_empty() {
+            cx = cx.with_baggage(Baggage::new());
+        }
+        Some(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_patterns() {
+        assert!(HostPattern::new("*").matches("anything"));
+        assert!(HostPattern::new("*.internal").matches("api.internal"));
+        assert!(HostPattern::new("*.Internal").matches("a.b.INTERNAL"));
+        assert!(!HostPattern::new("*.internal").matches("internal"));
+        assert!(!HostPattern::new("*.internal").matches("evilinternal"));
+        assert!(HostPattern::new("localhost").matches("LocalHost"));
+        let p = InjectPolicy::allowlist(["*.internal", "127.0.0.1"]);
+        assert!(p.allows(Some("127.0.0.1")) && !p.allows(Some("example.com")) && !p.allows(None));
+    }
+}

@@ -1,0 +1,323 @@
+//! The server layer.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::request::Parts;
+use http::{HeaderName, Request, Response};
+use http_body::Body;
+use opentracing_api::{tags, Format, SharedSpan, Tracer, TracerExt};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::body::{Observer, Tracked};
+use crate::future::{ResponseConfig, ResponseFuture};
+use crate::policy::ExtractTrust;
+use crate::request::{host_header, method, url, QueryPolicy};
+
+type NameFn = dyn Fn(&Parts) -> Cow<'static, str> + Send + Sync;
+type FilterFn = dyn Fn(&Parts) -> bool + Send + Sync;
+
+struct ServerConfig {
+    component: Cow<'static, str>,
+    name: Option<Arc<NameFn>>,
+    filter: Option<Arc<FilterFn>>,
+    query: QueryPolicy,
+    request_headers: Vec<HeaderName>,
+    trust: ExtractTrust,
+    observer: Option<Arc<dyn Observer>>,
+    response: Arc<ResponseConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            component: Cow::Borrowed("opentracing-tower"),
+            name: None,
+            filter: None,
+            query: QueryPolicy::Keep,
+            request_headers: Vec::new(),
+            trust: ExtractTrust::default(),
+            observer: None,
+            response: Arc::default(),
+        }
+    }
+}
+
+/// Traces every request of a server: a `ChildOf` span of the caller's
+/// context (Jaeger, W3C or B3 headers, as the tracer's propagator reads
+/// them), or a new root.
+///
+/// The span is named after the route template when the framework knows it
+/// (axum's `MatchedPath`, with the `axum` feature: `GET /users/{id}`),
+/// otherwise after the method alone, so ids never end up in operation names;
+/// [`with_operation_name`](Self::with_operation_name) overrides that. It is
+/// tagged `span.kind=server`, `component`, `http.method`, `http.url`,
+/// `http.status_code`, `peer.ipv4`/`peer.ipv6`/`peer.port` (from a
+/// `SocketAddr` or axum `ConnectInfo` extension), and `error=true` with an
+/// error log for 5xx responses, service errors, panics, body errors and
+/// responses abandoned by the client. It is the current span while the
+/// inner service runs, and is in the request's extensions as a
+/// [`SharedSpan`]. It finishes when the response body has been sent.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use opentracing_api::MockTracer;
+/// use opentracing_tower::TracingLayer;
+///
+/// let tracer = MockTracer::new();
+/// let app: Router = Router::new()
+///     .route("/users/{id}", get(|| async { "user" }))
+///     .layer(TracingLayer::new(tracer));
+/// ```
+#[derive(Clone)]
+pub struct TracingLayer<T> {
+    tracer: T,
+    config: Arc<ServerConfig>,
+}
+
+impl<T> fmt::Debug for TracingLayer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TracingLayer")
+            .field("component", &self.config.component)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> TracingLayer<T> {
+    /// A layer tracing with `tracer`.
+    pub fn new(tracer: T) -> Self {
+        TracingLayer {
+            tracer,
+            config: Arc::default(),
+        }
+    }
+
+    fn config(&mut self) -> &mut ServerConfig {
+        // Layers are configured before use; a clone made earlier keeps its
+        // own configuration.
+        if Arc::get_mut(&mut self.config).is_none() {
+            let c = &*self.config;
+            self.config = Arc::new(ServerConfig {
+                component: c.component.clone(),
+                name: c.name.clone(),
+                filter: c.filter.clone(),
+                query: c.query,
+                request_headers: c.request_headers.clone(),
+                trust: c.trust,
+                observer: c.observer.clone(),
+                response: c.response.clone(),
+            });
+        }
+        Arc::get_mut(&mut self.config).unwrap_or_else(|| unreachable!("just made unique"))
+    }
+
+    fn response_config(&mut self) -> &mut ResponseConfig {
+        let r = &mut self.config().response;
+        if Arc::get_mut(r).is_none() {
+            *r = Arc::new(ResponseConfig {
+                capture: r.capture.clone(),
+                trace_id_header: r.trace_id_header.clone(),
+                client_errors_fail: r.client_errors_fail,
+            });
+        }
+        Arc::get_mut(r).unwrap_or_else(|| unreachable!("just made unique"))
+    }
+
+    /// The `component` tag (default `opentracing-tower`).
+    pub fn with_component(mut self, component: impl Into<Cow<'static, str>>) -> Self {
+        self.config().component = component.into();
+        self
+    }
+
+    /// Names spans with `f` instead of the route template or the method.
+    pub fn with_operation_name<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Parts) -> Cow<'static, str> + Send + Sync + 'static,
+    {
+        self.config().name = Some(Arc::new(f));
+        self
+    }
+
+    /// Traces only requests for which `f` returns true (skip health checks
+    /// and metrics scrapes).
+    pub fn with_filter<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Parts) -> bool + Send + Sync + 'static,
+    {
+        self.config().filter = Some(Arc::new(f));
+        self
+    }
+
+    /// What `http.url` records of the query string (default: all of it).
+    pub fn with_query(mut self, policy: QueryPolicy) -> Self {
+        self.config().query = policy;
+        self
+    }
+
+    /// Records these request headers as `http.request.header.<name>` tags.
+    /// Nothing is recorded by default: headers carry personal data.
+    pub fn with_request_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.config().request_headers = names.into_iter().collect();
+        self
+    }
+
+    /// Records these response headers as `http.response.header.<name>`
+    /// tags.
+    pub fn with_response_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.response_config().capture = names.into_iter().collect();
+        self
+    }
+
+    /// Returns the trace id in a response header (for example
+    /// `x-trace-id`), so users can find their trace.
+    pub fn with_trace_id_header(mut self, name: HeaderName) -> Self {
+        self.response_config().trace_id_header = Some(name);
+        self
+    }
+
+    /// What to trust in incoming contexts (default: everything).
+    pub fn with_extract_trust(mut self, trust: ExtractTrust) -> Self {
+        self.config().trust = trust;
+        self
+    }
+
+    /// Calls `observer` with each finished request (see [`RpcMetrics`](crate::RpcMetrics)).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.config().observer = Some(observer);
+        self
+    }
+}
+
+impl<S, T: Clone> Layer<S> for TracingLayer<T> {
+    type Service = TracingService<S, T>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TracingService {
+            inner,
+            tracer: self.tracer.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service [`TracingLayer`] makes.
+#[derive(Clone)]
+pub struct TracingService<S, T> {
+    inner: S,
+    tracer: T,
+    config: Arc<ServerConfig>,
+}
+
+impl<S: fmt::Debug, T> fmt::Debug for TracingService<S, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TracingService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+fn peer(parts: &Parts) -> Option<SocketAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(addr)) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        return Some(*addr);
+    }
+    parts.extensions.get::<SocketAddr>().copied()
+}
+
+fn operation_name(config: &ServerConfig, parts: &Parts) -> Cow<'static, str> {
+    if let Some(f) = &config.name {
+        return f(parts);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(path) = parts.extensions.get::<axum::extract::MatchedPath>() {
+        return Cow::Owned(format!("{} {}", parts.method, path.as_str()));
+    }
+    method(&parts.method)
+}
+
+impl<S, T, B, ResB> Service<Request<B>> for TracingService<S, T>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+    S::Error: fmt::Display,
+    T: Tracer + Clone,
+    ResB: Body,
+{
+    type Response = Response<crate::TracedBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let config = &*self.config;
+        let (mut parts, body) = req.into_parts();
+        if config.filter.as_ref().is_some_and(|f| !f(&parts)) {
+            let fut = self.inner.call(Request::from_parts(parts, body));
+            return ResponseFuture::new(fut, None, config.response.clone());
+        }
+        // A malformed context never fails the request: the span becomes a
+        // root (the tracer may count and log the error).
+        let parent = config.trust.apply(
+            self.tracer
+                .extract(Format::HttpHeaders, &parts.headers)
+                .ok()
+                .flatten(),
+        );
+        let operation = operation_name(config, &parts);
+        let span: SharedSpan = self
+            .tracer
+            .span(operation.clone())
+            .with_extracted(parent)
+            .tag(tags::SPAN_KIND, tags::SPAN_KIND_SERVER)
+            .tag(tags::COMPONENT, config.component.clone())
+            .tag(tags::HTTP_METHOD, method(&parts.method))
+            .tag(
+                tags::HTTP_URL,
+                url(&parts.uri, host_header(&parts), config.query),
+            )
+            .start_shared();
+        if span.is_recording() {
+            if let Some(addr) = peer(&parts) {
+                span.set_tag(
+                    if addr.is_ipv4() {
+                        tags::PEER_HOST_IPV4
+                    } else {
+                        tags::PEER_HOST_IPV6
+                    },
+                    addr.ip().to_string(),
+                );
+                span.set_tag(tags::PEER_PORT, addr.port());
+            }
+            for name in &config.request_headers {
+                if let Some(v) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
+                    span.set_tag(format!("http.request.header.{name}"), v.to_owned());
+                }
+            }
+        }
+        parts.extensions.insert(span.clone());
+        let fut = {
+            let _guard = span.enter();
+            self.inner.call(Request::from_parts(parts, body))
+        };
+        let tracked = Tracked {
+            span,
+            started,
+            operation,
+            observer: config.observer.clone(),
+            status: None,
+            error: false,
+        };
+        ResponseFuture::new(fut, Some(tracked), config.response.clone())
+    }
+}

@@ -1,0 +1,560 @@
+//! The layers on real servers (axum, plain hyper) on 127.0.0.1:0, called by
+//! a real HTTP client, with the mock tracer recording the spans.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use opentracing_api::{tags, FinishedSpan, MockTracer, TagValue};
+use opentracing_tower::{ClientTracingLayer, CurrentSpan, InjectPolicy, RpcMetrics, TracingLayer};
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+fn client() -> HttpClient {
+    Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+async fn get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Bytes) {
+    let mut req = Request::get(format!("http://{addr}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    for (k, v) in headers {
+        req.headers_mut().append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let resp = client().request(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    (
+        parts.status,
+        parts.headers,
+        body.collect().await.unwrap().to_bytes(),
+    )
+}
+
+async fn wait_for(tracer: &MockTracer, n: usize) -> Vec<FinishedSpan> {
+    let start = Instant::now();
+    loop {
+        let spans = tracer.finished_spans();
+        if spans.len() >= n {
+            return spans;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "only {} of {n} spans finished: {spans:?}",
+            spans.len()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn tag<'a>(s: &'a FinishedSpan, k: &str) -> Option<&'a TagValue> {
+    s.tag(k)
+}
+
+fn app(tracer: &MockTracer) -> Router {
+    Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .route(
+            "/fail",
+            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
+        )
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/tagged",
+            get(|CurrentSpan(span): CurrentSpan| async move {
+                span.set_tag("customer", 123);
+                "tagged"
+            }),
+        )
+        .layer(TracingLayer::new(tracer.clone()).with_filter(|p| p.uri.path() != "/health"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_spans_continue_the_caller_trace_with_route_names_and_tags() {
+    let tracer = MockTracer::new();
+    let addr = serve(app(&tracer)).await;
+    let (status, _, body) = get_with(
+        addr,
+        "/users/42?verbose=1",
+        &[("uber-trace-id", "abc:def:0:1")],
+    )
+    .await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"user"[..]));
+    let spans = wait_for(&tracer, 1).await;
+    let s = &spans[0];
+    assert_eq!(s.operation_name, "GET /users/{id}");
+    assert_eq!(s.context.trace_id().low(), 0xabc);
+    assert_eq!(
+        s.parent_span_id().map(opentracing_api::SpanId::to_u64),
+        Some(0xdef)
+    );
+    assert_eq!(tag(s, tags::SPAN_KIND), Some(&TagValue::from("server")));
+    assert_eq!(tag(s, tags::HTTP_METHOD), Some(&TagValue::from("GET")));
+    assert_eq!(
+        tag(s, tags::HTTP_URL),
+        Some(&TagValue::from(format!("http://{addr}/users/42?verbose=1")))
+    );
+    assert_eq!(tag(s, tags::HTTP_STATUS_CODE), Some(&TagValue::I64(200)));
+    assert_eq!(
+        tag(s, tags::PEER_HOST_IPV4),
+        Some(&TagValue::from("127.0.0.1".to_owned()))
+    );
+    assert!(tag(s, tags::PEER_PORT).is_some());
+    assert_eq!(tag(s, tags::ERROR), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_codes_errors_filter_and_handler_tags() {
+    let tracer = MockTracer::new();
+    let addr = serve(app(&tracer)).await;
+    assert_eq!(
+        get_with(addr, "/nope/1", &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get_with(addr, "/fail", &[]).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(get_with(addr, "/health", &[]).await.0, StatusCode::OK);
+    assert_eq!(get_with(addr, "/tagged", &[]).await.0, StatusCode::OK);
+    let spans = wait_for(&tracer, 3).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(tracer.finished_spans().len(), 3, "/health is filtered out");
+    let not_found = spans
+        .iter()
+        .find(|s| tag(s, tags::HTTP_STATUS_CODE) == Some(&TagValue::I64(404)))
+        .unwrap();
+    assert_eq!(
+        not_found.operation_name, "GET",
+        "unmatched: the method only, never the raw path"
+    );
+    assert_eq!(
+        tag(not_found, tags::ERROR),
+        None,
+        "4xx is not a server error"
+    );
+    let failed = spans
+        .iter()
+        .find(|s| s.operation_name == "GET /fail")
+        .unwrap();
+    assert_eq!(tag(failed, tags::ERROR), Some(&TagValue::Bool(true)));
+    assert!(failed.logs[0]
+        .fields
+        .iter()
+        .any(|f| f.value.as_str() == Some("HTTP 500 Internal Server Error")));
+    let tagged = spans
+        .iter()
+        .find(|s| s.operation_name == "GET /tagged")
+        .unwrap();
+    assert_eq!(tag(tagged, "customer"), Some(&TagValue::I64(123)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_bodies_finish_the_span_when_they_end() {
+    let tracer = MockTracer::new();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(4);
+    let rx = Arc::new(Mutex::new(Some(rx)));
+    let app = Router::new()
+        .route(
+            "/stream",
+            get(move || {
+                let rx = rx.lock().unwrap().take().unwrap();
+                async move { Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)) }
+            }),
+        )
+        .layer(TracingLayer::new(tracer.clone()));
+    let addr = serve(app).await;
+    let resp = client()
+        .request(
+            Request::get(format!("http://{addr}/stream"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    tx.send(Ok(Bytes::from_static(b"first"))).await.unwrap();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&first[..], b"first");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(tracer.finished_spans().is_empty(), "still streaming");
+    tx.send(Ok(Bytes::from_static(b"last"))).await.unwrap();
+    drop(tx);
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert_eq!(&rest[..], b"last");
+    let spans = wait_for(&tracer, 1).await;
+    assert!(spans[0].duration() >= Duration::from_millis(100));
+    assert_eq!(tag(&spans[0], tags::ERROR), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_going_away_mid_body_finishes_the_span_as_failed() {
+    let tracer = MockTracer::new();
+    let app = Router::new()
+        .route(
+            "/forever",
+            get(|| async {
+                let stream = futures_util::stream::unfold(0u64, |n| async move {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    Some((
+                        Ok::<_, Infallible>(Bytes::from(format!("chunk {n}\n"))),
+                        n + 1,
+                    ))
+                });
+                Body::from_stream(stream)
+            }),
+        )
+        .layer(TracingLayer::new(tracer.clone()));
+    let addr = serve(app).await;
+    let resp = client()
+        .request(
+            Request::get(format!("http://{addr}/forever"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    let _ = body.frame().await.unwrap().unwrap();
+    drop(body); // the client goes away
+    let spans = wait_for(&tracer, 1).await;
+    assert_eq!(tag(&spans[0], tags::ERROR), Some(&TagValue::Bool(true)));
+    assert!(spans[0]
+        .logs
+        .iter()
+        .flat_map(|l| &l.fields)
+        .any(|f| f.value.as_str() == Some("body_dropped")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_finishes_the_span_as_failed() {
+    let tracer = MockTracer::new();
+    let app = Router::new()
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("handler bug")
+                } else {
+                    "never"
+                }
+            }),
+        )
+        .layer(TracingLayer::new(tracer.clone()))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new());
+    let addr = serve(app).await;
+    assert_eq!(
+        get_with(addr, "/panic", &[]).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let spans = wait_for(&tracer, 1).await;
+    assert_eq!(tag(&spans[0], tags::ERROR), Some(&TagValue::Bool(true)));
+    assert!(spans[0].logs[0]
+        .fields
+        .iter()
+        .any(|f| f.value.as_str() == Some("panic")));
+}
+
+/// Serves `app` with hyper configured for very large header sets (hyper's
+/// default of 100 headers would answer 431 before our layer runs).
+async fn serve_large_headers(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .max_headers(2000)
+                    .max_buf_size(4 << 20)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_hostile_headers_are_answered_normally() {
+    let tracer = MockTracer::new();
+    let addr = serve_large_headers(app(&tracer)).await;
+    assert_eq!(
+        get_with(addr, "/users/1", &[("uber-trace-id", "not-a-context")])
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_with(addr, "/users/1", &[("traceparent", "00-zz-zz-01")])
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // 1000 headers, half of them baggage, some huge.
+    let names: Vec<String> = (0..1000)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("uberctx-k{i}")
+            } else {
+                format!("x-h{i}")
+            }
+        })
+        .collect();
+    let big = "v".repeat(500);
+    let mut req = Request::get(format!("http://{addr}/users/2"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    req.headers_mut()
+        .insert("uber-trace-id", HeaderValue::from_static("1:2:0:1"));
+    for n in &names {
+        req.headers_mut().insert(
+            HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            HeaderValue::from_str(&big).unwrap(),
+        );
+    }
+    // Invalid UTF-8 in a baggage value.
+    req.headers_mut().insert(
+        "uberctx-bin",
+        HeaderValue::from_bytes(&[0xff, 0xfe, b'a']).unwrap(),
+    );
+    let resp = client().request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let spans = wait_for(&tracer, 3).await;
+    for s in &spans {
+        assert_eq!(tag(s, tags::HTTP_STATUS_CODE), Some(&TagValue::I64(200)));
+        assert!(s.context.baggage().len() <= 64 && s.context.baggage().total_len() <= 8192);
+    }
+    let hostile = spans
+        .iter()
+        .find(|s| s.context.trace_id().low() == 1)
+        .unwrap();
+    assert_eq!(
+        hostile
+            .parent_span_id()
+            .map(opentracing_api::SpanId::to_u64),
+        Some(2),
+        "the valid context is still used"
+    );
+    assert!(
+        spans.iter().filter(|s| s.references.is_empty()).count() == 2,
+        "malformed contexts give new roots"
+    );
+}
+
+/// A server that records the headers of each request it gets.
+async fn recording_server() -> (SocketAddr, Arc<Mutex<Vec<HeaderMap>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let app = Router::new().route(
+        "/downstream",
+        get(move |headers: HeaderMap| {
+            s.lock().unwrap().push(headers);
+            async { "down" }
+        }),
+    );
+    (serve(app).await, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_allowlist_withholds_trace_headers_from_other_hosts() {
+    let tracer = MockTracer::new();
+    let (addr, seen) = recording_server().await;
+    for (policy, expect) in [
+        (InjectPolicy::allowlist(["*.internal"]), false),
+        (InjectPolicy::allowlist(["127.0.0.1"]), true),
+        (InjectPolicy::All, true),
+    ] {
+        let mut svc = ServiceBuilder::new()
+            .layer(ClientTracingLayer::new(tracer.clone()).with_inject_policy(policy))
+            .service(client());
+        let root = opentracing_api::TracerExt::span(&tracer, "root").start_shared();
+        let mut req = Request::get(format!("http://{addr}/downstream"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        *req.headers_mut() = HeaderMap::new();
+        let entered = root.enter();
+        let resp = svc.ready().await.unwrap().call(req).await.unwrap();
+        drop(entered);
+        let _ = resp.into_body().collect().await.unwrap();
+        let headers = seen.lock().unwrap().pop().unwrap();
+        for h in ["uber-trace-id", "traceparent", "x-b3-traceid", "baggage"] {
+            if h == "baggage" {
+                continue;
+            }
+            assert_eq!(
+                headers.contains_key(h),
+                expect,
+                "{h} with expect={expect}: {headers:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hops_make_one_trace_with_no_tracing_code_in_handlers() {
+    let tracer = MockTracer::new();
+    let b = Router::new()
+        .route("/downstream", get(|| async { "from b" }))
+        .layer(TracingLayer::new(tracer.clone()));
+    let b_addr = serve(b).await;
+    let traced_client = ServiceBuilder::new()
+        .layer(ClientTracingLayer::new(tracer.clone()))
+        .service(client());
+    let a = Router::new()
+        .route(
+            "/chain",
+            get(|State((client, b_addr)): State<(ClientTracingLayerClient, SocketAddr)>| async move {
+                // An ordinary call: no tracing code here.
+                let req = Request::get(format!("http://{b_addr}/downstream")).body(Full::new(Bytes::new())).unwrap();
+                let resp = client.oneshot(req).await.unwrap();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                String::from_utf8_lossy(&body).into_owned()
+            }),
+        )
+        .with_state((traced_client, b_addr))
+        .layer(TracingLayer::new(tracer.clone()));
+    let a_addr = serve(a).await;
+    let (status, _, body) = get_with(a_addr, "/chain", &[]).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"from b"[..]));
+    let spans = wait_for(&tracer, 3).await;
+    let a_server = spans
+        .iter()
+        .find(|s| s.operation_name == "GET /chain")
+        .unwrap();
+    let a_client = spans
+        .iter()
+        .find(|s| tag(s, tags::SPAN_KIND) == Some(&TagValue::from("client")))
+        .unwrap();
+    let b_server = spans
+        .iter()
+        .find(|s| s.operation_name == "GET /downstream")
+        .unwrap();
+    let trace = a_server.context.trace_id();
+    assert!(
+        spans.iter().all(|s| s.context.trace_id() == trace),
+        "one trace"
+    );
+    assert_eq!(a_client.parent_span_id(), Some(a_server.context.span_id()));
+    assert_eq!(b_server.parent_span_id(), Some(a_client.context.span_id()));
+    assert_eq!(
+        tag(a_client, tags::PEER_HOSTNAME),
+        Some(&TagValue::from("127.0.0.1".to_owned()))
+    );
+    assert_eq!(
+        tag(a_client, tags::HTTP_STATUS_CODE),
+        Some(&TagValue::I64(200))
+    );
+}
+
+type ClientTracingLayerClient = opentracing_tower::ClientTracingService<HttpClient, MockTracer>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_id_header_and_rpc_metrics() {
+    let tracer = MockTracer::new();
+    let metrics = Arc::new(RpcMetrics::default());
+    let app = Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .route("/fail", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+        .layer(
+            TracingLayer::new(tracer.clone())
+                .with_trace_id_header(HeaderName::from_static("x-trace-id"))
+                .with_observer(metrics.clone()),
+        );
+    let addr = serve(app).await;
+    let (_, headers, _) = get_with(addr, "/users/7", &[]).await;
+    get_with(addr, "/users/8", &[]).await;
+    get_with(addr, "/fail", &[]).await;
+    let spans = wait_for(&tracer, 3).await;
+    let echoed = headers["x-trace-id"].to_str().unwrap();
+    assert!(spans
+        .iter()
+        .any(|s| s.context.trace_id().to_hex32() == echoed));
+    assert_eq!(metrics.counts("GET /users/{id}"), Some((2, 0)));
+    assert_eq!(metrics.counts("GET /fail"), Some((1, 1)));
+    let text = metrics.prometheus_text();
+    assert!(
+        text.contains("rpc_requests_total{endpoint=\"GET /users/{id}\",error=\"false\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rpc_http_requests_total{endpoint=\"GET /fail\",status_code=\"5xx\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rpc_request_duration_seconds_count{endpoint=\"GET /users/{id}\"} 2"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_hyper_services_are_traced_too() {
+    let tracer = MockTracer::new();
+    let svc = ServiceBuilder::new()
+        .layer(TracingLayer::new(tracer.clone()))
+        .service(tower::service_fn(
+            |_req: Request<hyper::body::Incoming>| async {
+                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"hyper"))))
+            },
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, hyper_util::service::TowerToHyperService::new(svc))
+            .await;
+    });
+    let (status, _, body) = get_with(
+        addr,
+        "/anything/123",
+        &[(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )],
+    )
+    .await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"hyper"[..]));
+    let spans = wait_for(&tracer, 1).await;
+    assert_eq!(spans[0].operation_name, "GET");
+    assert_eq!(
+        spans[0].context.trace_id().to_hex32(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+}
