@@ -30,6 +30,7 @@
 //! (so the trace continues downstream) but record and allocate nothing.
 
 mod config;
+mod counter;
 mod ids;
 mod metrics;
 mod reporter;

@@ -1,16 +1,19 @@
 //! The tracer's own metrics: what it started, sampled, reported and lost.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::counter::LocalCounter;
 
 macro_rules! metrics {
     ($( $(#[$doc:meta])* $field:ident => $name:literal, $labels:literal; )*) => {
-        /// Counters of the tracer and its reporting pipeline, updated with
-        /// relaxed atomics. Read them with [`snapshot`](Self::snapshot) or
-        /// export them with [`prometheus_text`](Self::prometheus_text).
+        /// Counters of the tracer and its reporting pipeline, kept per
+        /// thread so that counting costs request threads no atomic
+        /// read-modify-write and no shared cache line. Read them with
+        /// [`snapshot`](Self::snapshot) or export them with
+        /// [`prometheus_text`](Self::prometheus_text).
         #[derive(Debug, Default)]
         pub struct Metrics {
-            $( $(#[$doc])* pub(crate) $field: AtomicU64, )*
+            $( $(#[$doc])* pub(crate) $field: LocalCounter, )*
         }
 
         /// A copy of the counters at one instant.
@@ -23,7 +26,7 @@ macro_rules! metrics {
         impl Metrics {
             /// The current values.
             pub fn snapshot(&self) -> MetricsSnapshot {
-                MetricsSnapshot { $( $field: self.$field.load(Ordering::Relaxed), )* }
+                MetricsSnapshot { $( $field: self.$field.get(), )* }
             }
 
             /// The counters in the Prometheus text exposition format, named
@@ -89,12 +92,14 @@ metrics! {
 }
 
 impl Metrics {
-    pub(crate) fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    #[inline]
+    pub(crate) fn inc(counter: &LocalCounter) {
+        counter.inc();
     }
 
-    pub(crate) fn add(counter: &AtomicU64, n: usize) {
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+    #[inline]
+    pub(crate) fn add(counter: &LocalCounter, n: usize) {
+        counter.add(n as u64);
     }
 }
 

@@ -558,3 +558,44 @@ async fn plain_hyper_services_are_traced_too() {
         "4bf92f3577b34da6a3ce929d0e0e4736"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_errors_fail_and_finish_the_span() {
+    let tracer = MockTracer::new();
+    let mut svc = ServiceBuilder::new()
+        .layer(TracingLayer::new(tracer.clone()))
+        .service(tower::service_fn(|_req: Request<Full<Bytes>>| async {
+            Err::<http::Response<Full<Bytes>>, _>("backend unreachable")
+        }));
+    let req = Request::get("/x").body(Full::new(Bytes::new())).unwrap();
+    let err = svc.ready().await.unwrap().call(req).await.unwrap_err();
+    assert_eq!(err, "backend unreachable");
+    let spans = tracer.finished_spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(tag(&spans[0], tags::ERROR), Some(&TagValue::Bool(true)));
+    assert!(spans[0].logs[0]
+        .fields
+        .iter()
+        .any(|f| f.value.as_str() == Some("backend unreachable")));
+    assert_eq!(tag(&spans[0], tags::HTTP_STATUS_CODE), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_callers_start_new_traces_without_their_baggage() {
+    let tracer = MockTracer::new();
+    let app = Router::new().route("/x", get(|| async { "x" })).layer(
+        TracingLayer::new(tracer.clone())
+            .with_extract_trust(opentracing_tower::ExtractTrust::none()),
+    );
+    let addr = serve(app).await;
+    get_with(
+        addr,
+        "/x",
+        &[("uber-trace-id", "abc:def:0:1"), ("uberctx-user", "admin")],
+    )
+    .await;
+    let spans = wait_for(&tracer, 1).await;
+    assert_ne!(spans[0].context.trace_id().low(), 0xabc);
+    assert!(spans[0].references.is_empty());
+    assert!(spans[0].context.baggage().is_empty());
+}

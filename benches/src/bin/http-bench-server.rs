@@ -1,0 +1,318 @@
+//! The benchmark server: the same small app bare, with our layers, and on
+//! the OpenTelemetry stack, for side-by-side load runs.
+//!
+//! ```text
+//! http-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled
+//!                   [--port N] [--workers N] [--upstream URL]
+//! ```
+//!
+//! Routes: `GET /hello` (short text), `GET /users/{id}` (small JSON),
+//! `GET /status/{code}` (answers with that status), `GET /chain` (calls
+//! `{upstream}/downstream` through the mode's client instrumentation and
+//! returns its status). Our tracer is configured from the `JAEGER_*` /
+//! `OTEL_*` variables (service name `http-bench-server` unless set), with
+//! the sampler the mode names. The `otel-*` modes run tower-http's
+//! `TraceLayer` + `tracing-opentelemetry` + the `opentelemetry_sdk` batch
+//! processor + `opentelemetry-otlp` (HTTP/protobuf to
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`), with W3C extraction.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use opentracing_api::{NoopTracer, Tracer};
+use opentracing_jaeger::sampler::ConstSampler;
+use opentracing_tower::{ClientTracingLayer, TracingLayer};
+use tower::{ServiceBuilder, ServiceExt};
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+type ChainFuture = Pin<Box<dyn Future<Output = StatusCode> + Send>>;
+type Chain = Arc<dyn Fn(String) -> ChainFuture + Send + Sync>;
+
+#[derive(Clone)]
+struct AppState {
+    upstream: Option<Arc<str>>,
+    chain: Chain,
+}
+
+struct Args {
+    mode: String,
+    port: u16,
+    workers: usize,
+    upstream: Option<String>,
+}
+
+fn args() -> Result<Args, String> {
+    let mut a = Args {
+        mode: "bare".into(),
+        port: 8090,
+        workers: 1,
+        upstream: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--mode" => a.mode = value()?,
+            "--port" => a.port = value()?.parse().map_err(|_| "--port: not a port")?,
+            "--workers" => a.workers = value()?.parse().map_err(|_| "--workers: not a number")?,
+            "--upstream" => a.upstream = Some(value()?.trim_end_matches('/').to_owned()),
+            "-h" | "--help" => return Err("usage: http-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled [--port N] [--workers N] [--upstream URL]".into()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if ![
+        "bare",
+        "noop",
+        "unsampled",
+        "sampled",
+        "otel-unsampled",
+        "otel-sampled",
+    ]
+    .contains(&a.mode.as_str())
+    {
+        return Err(format!("unknown mode {}", a.mode));
+    }
+    Ok(a)
+}
+
+async fn hello() -> &'static str {
+    "Hello, World!"
+}
+
+async fn user(Path(id): Path<u64>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"id": id, "name": "Rachel", "location": "115,277"}))
+}
+
+async fn status(Path(code): Path<u16>) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+async fn chain(State(s): State<AppState>) -> StatusCode {
+    match &s.upstream {
+        Some(u) => (s.chain)(format!("{u}/downstream")).await,
+        None => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/hello", get(hello))
+        .route("/users/{id}", get(user))
+        .route("/status/{code}", get(status))
+        .route("/chain", get(chain))
+        .route("/downstream", get(hello))
+        .with_state(state)
+}
+
+fn request(url: &str) -> Option<Request<Empty<Bytes>>> {
+    Request::get(url).body(Empty::new()).ok()
+}
+
+/// Sends a request and drains the response, returning its status.
+async fn finish<B: http_body::Body>(
+    resp: Result<http::Response<B>, impl std::fmt::Display>,
+) -> StatusCode {
+    match resp {
+        Ok(r) => {
+            let status = r.status();
+            let _ = r.into_body().collect().await;
+            status
+        }
+        Err(_) => StatusCode::BAD_GATEWAY,
+    }
+}
+
+fn our_tracer(mode: &str) -> Result<Arc<dyn Tracer>, String> {
+    if mode == "noop" {
+        return Ok(Arc::new(NoopTracer));
+    }
+    let has_name = std::env::var_os("JAEGER_SERVICE_NAME").is_some()
+        || std::env::var_os("OTEL_SERVICE_NAME").is_some();
+    let lookup = |k: &str| {
+        std::env::var(k).ok().or_else(|| {
+            (!has_name && k == "OTEL_SERVICE_NAME").then(|| "http-bench-server".to_owned())
+        })
+    };
+    // "Sampling nothing" means nothing: the load's incoming headers say
+    // sampled, and OpenTelemetry's AlwaysOff ignores that too.
+    let mut policy = opentracing_jaeger::ExtractPolicy::default();
+    policy.trust_sampling = mode == "sampled";
+    let tracer = opentracing_jaeger::builder_from_vars(&lookup)
+        .map_err(|e| e.to_string())?
+        .sampler(ConstSampler(mode == "sampled"))
+        .extract_policy(policy)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(tracer))
+}
+
+fn ours(mode: &str, client: HttpClient, upstream: Option<Arc<str>>) -> Result<Router, String> {
+    let tracer = our_tracer(mode)?;
+    let traced = ServiceBuilder::new()
+        .layer(ClientTracingLayer::new(tracer.clone()))
+        .service(client);
+    let chain: Chain = Arc::new(move |url| {
+        let traced = traced.clone();
+        Box::pin(async move {
+            match request(&url) {
+                Some(req) => finish(traced.oneshot(req).await).await,
+                None => StatusCode::BAD_REQUEST,
+            }
+        })
+    });
+    Ok(routes(AppState { upstream, chain }).layer(TracingLayer::new(tracer)))
+}
+
+fn bare(client: HttpClient, upstream: Option<Arc<str>>) -> Router {
+    let chain: Chain = Arc::new(move |url| {
+        let client = client.clone();
+        Box::pin(async move {
+            match request(&url) {
+                Some(req) => finish(client.request(req).await).await,
+                None => StatusCode::BAD_REQUEST,
+            }
+        })
+    });
+    routes(AppState { upstream, chain })
+}
+
+/// The OpenTelemetry stack as its users set it up.
+fn otel(
+    mode: &str,
+    client: HttpClient,
+    upstream: Option<Arc<str>>,
+) -> Result<(Router, opentelemetry_sdk::trace::SdkTracerProvider), String> {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::Sampler;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(if mode == "otel-sampled" {
+            Sampler::AlwaysOn
+        } else {
+            Sampler::AlwaysOff
+        })
+        .build();
+    tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("http-bench-server")))
+        .try_init()
+        .map_err(|e| e.to_string())?;
+    let chain: Chain = Arc::new(move |url| {
+        let client = client.clone();
+        Box::pin(async move {
+            let Some(mut req) = request(&url) else {
+                return StatusCode::BAD_REQUEST;
+            };
+            let cx = tracing::Span::current().context();
+            opentelemetry::global::get_text_map_propagator(|p| {
+                p.inject_context(
+                    &cx,
+                    &mut opentelemetry_http::HeaderInjector(req.headers_mut()),
+                );
+            });
+            finish(client.request(req).await).await
+        })
+    });
+    let layer = tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(|req: &Request<axum::body::Body>| {
+            let parent = opentelemetry::global::get_text_map_propagator(|p| {
+                p.extract(&opentelemetry_http::HeaderExtractor(req.headers()))
+            });
+            let span = tracing::info_span!(
+                "request",
+                otel.name = %format!("{} {}", req.method(), req.uri().path()),
+                otel.kind = "server",
+                http.method = %req.method(),
+                http.url = %req.uri(),
+                http.status_code = tracing::field::Empty,
+            );
+            let _ = span.set_parent(parent);
+            span
+        })
+        .on_response(
+            |resp: &http::Response<axum::body::Body>,
+             _latency: std::time::Duration,
+             span: &tracing::Span| {
+                span.record("http.status_code", resp.status().as_u16());
+            },
+        );
+    Ok((routes(AppState { upstream, chain }).layer(layer), provider))
+}
+
+fn main() {
+    let args = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.workers.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(args)) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let client: HttpClient = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let upstream: Option<Arc<str>> = args.upstream.as_deref().map(Arc::from);
+    let mut provider = None;
+    let app = match args.mode.as_str() {
+        "bare" => bare(client, upstream),
+        "noop" | "unsampled" | "sampled" => ours(&args.mode, client, upstream)?,
+        _ => {
+            let (app, p) = otel(&args.mode, client, upstream)?;
+            provider = Some(p);
+            app
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .map_err(|e| format!("binding port {}: {e}", args.port))?;
+    println!(
+        "listening on {} ({} mode)",
+        listener.local_addr().map_err(|e| e.to_string())?,
+        args.mode
+    );
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(p) = provider {
+        let _ = p.shutdown();
+    }
+    Ok(())
+}
