@@ -240,6 +240,9 @@ fn transports(c: &mut Criterion) {
     g.bench_function("binary_thrift", |b| {
         b.iter(|| HttpCollectorTransport::encode(&process, &spans))
     });
+    g.bench_function("otlp_protobuf_direct", |b| {
+        b.iter(|| opentracing_jaeger::transport::encode_otlp(&process, &spans))
+    });
     g.finish();
 }
 

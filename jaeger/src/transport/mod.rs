@@ -19,12 +19,20 @@ use crate::thrift::Process;
 
 mod http_collector;
 mod otlp;
+mod otlp_encode;
 mod udp;
 
 pub use http_collector::{CollectorAuth, HttpCollectorTransport};
 #[cfg(feature = "otlp-grpc")]
 pub use otlp::OtlpGrpcTransport;
 pub use otlp::{otlp_export_request, OtlpHttpTransport};
+
+/// The OTLP/protobuf body for these spans, as [`OtlpHttpTransport`] sends
+/// it: the bytes of `otlp_export_request(process, spans)` encoded by prost,
+/// written directly from the spans without building the messages.
+pub fn encode_otlp(process: &Process, spans: &[Box<FinishedSpan>]) -> Vec<u8> {
+    otlp_encode::encode_export_request(process, spans)
+}
 pub use udp::UdpAgentTransport;
 
 /// The HTTP client the transports and the remote sampler share.

@@ -21,7 +21,6 @@ use opentelemetry_proto::tonic::trace::v1::{
     span, status, ResourceSpans, ScopeSpans, Span, Status,
 };
 use opentracing_api::{log_fields, tags, FinishedSpan, ReferenceKind, Tag, TagValue};
-use prost::Message;
 
 use super::{
     body, http_client, post, HttpClient, SendFuture, SendOutcome, Transport, TransportError,
@@ -248,7 +247,9 @@ impl Transport for OtlpHttpTransport {
         process: &'a Process,
         spans: &'a [Box<FinishedSpan>],
     ) -> SendFuture<'a> {
-        let bytes = otlp_export_request(process, spans).encode_to_vec();
+        // Written directly: see `otlp_encode` (same bytes as prost, no
+        // intermediate messages).
+        let bytes = super::otlp_encode::encode_export_request(process, spans);
         Box::pin(self.post_batch(bytes, spans.len()))
     }
 
