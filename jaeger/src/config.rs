@@ -245,8 +245,8 @@ impl JaegerTracerBuilder {
         self
     }
 
-    /// Queue capacity in spans (default 2048); beyond it spans are dropped
-    /// and counted.
+    /// Queue capacity in spans (default 2048, at most 1 048 576: the slots
+    /// are allocated up front); beyond it spans are dropped and counted.
     pub fn queue_size(mut self, n: usize) -> Self {
         self.queue_size = n;
         self
@@ -258,7 +258,8 @@ impl JaegerTracerBuilder {
         self
     }
 
-    /// Longest a span waits before being sent (default 1 s).
+    /// Longest a span waits before being sent (default 1 s; kept between
+    /// 1 ms and 24 h).
     pub fn flush_interval(mut self, d: Duration) -> Self {
         self.flush_interval = d;
         self
@@ -387,6 +388,8 @@ impl JaegerTracerBuilder {
             metrics.clone(),
         ));
         let remote = self.remote.map(|(endpoint, refresh, initial)| {
+            // Polling more than once a second would hammer the agent.
+            let refresh = refresh.clamp(Duration::from_secs(1), Duration::from_secs(24 * 3600));
             (
                 Arc::new(RemoteSampler::new(
                     &endpoint,
@@ -409,7 +412,11 @@ impl JaegerTracerBuilder {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let worker_reporter = reporter.clone();
-        let (flush_interval, retry) = (self.flush_interval, self.retry);
+        // tokio's interval panics on zero and overflows on huge periods.
+        let flush_interval = self
+            .flush_interval
+            .clamp(Duration::from_millis(1), Duration::from_secs(24 * 3600));
+        let retry = self.retry;
         let thread = std::thread::Builder::new()
             .name(format!("jaeger-reporter-{}", self.service_name))
             .spawn(move || {

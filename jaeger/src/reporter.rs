@@ -21,18 +21,25 @@ pub(crate) struct Reporter {
     recycle: ArrayQueue<Box<FinishedSpan>>,
     batch_size: usize,
     notify: Notify,
+    /// A wake-up is pending (so concurrent pushes past the batch size wake
+    /// the worker once, and none is missed).
+    notified: std::sync::atomic::AtomicBool,
+    /// The worker has stopped: spans are dropped (and counted).
+    closed: std::sync::atomic::AtomicBool,
     pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Reporter {
     pub(crate) fn new(queue_size: usize, batch_size: usize, metrics: Arc<Metrics>) -> Self {
-        let queue_size = queue_size.max(1);
+        let queue_size = queue_size.clamp(1, MAX_QUEUE_SIZE);
         Reporter {
             queue: ArrayQueue::new(queue_size),
             recycle: ArrayQueue::new(queue_size.min(RECYCLE_CAPACITY)),
             // A batch can never hold more than the queue does.
             batch_size: batch_size.clamp(1, queue_size),
             notify: Notify::new(),
+            notified: std::sync::atomic::AtomicBool::new(false),
+            closed: std::sync::atomic::AtomicBool::new(false),
             metrics,
         }
     }
@@ -42,22 +49,27 @@ impl Reporter {
     }
 }
 
+/// Largest queue (its slots are allocated up front).
+pub(crate) const MAX_QUEUE_SIZE: usize = 1 << 20;
+
 /// Most emptied spans kept for reuse.
 const RECYCLE_CAPACITY: usize = 512;
 
 impl Reporter {
     /// Offers a delivered span for reuse; spans whose vectors grew unusually
     /// large are freed instead, to keep the pool's memory bounded.
-    ///
-    /// The span is not emptied here: the thread that reuses it overwrites it
-    /// (and frees its old contents, which that thread allocated). Writing to
-    /// it here would pull its cache lines over to this core, only for the
-    /// next span to pull them back.
-    fn recycle(&self, span: Box<FinishedSpan>) {
+    fn recycle(&self, mut span: Box<FinishedSpan>) {
         if span.tags.capacity() > 32 || span.logs.capacity() > 16 || span.references.capacity() > 8
         {
             return;
         }
+        // Emptied here, so the pool never holds span data (tag values may be
+        // large, or personal) longer than the delivery took.
+        span.tags.clear();
+        span.logs.clear();
+        span.references.clear();
+        span.context = opentracing_api::SpanContext::empty();
+        span.operation_name = std::borrow::Cow::Borrowed("");
         let _ = self.recycle.push(span);
     }
 }
@@ -73,11 +85,16 @@ impl SpanRecorder for Reporter {
             return;
         }
         Metrics::inc(&self.metrics.spans_finished);
-        if self.queue.push(span).is_err() {
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) || self.queue.push(span).is_err()
+        {
             Metrics::inc(&self.metrics.spans_dropped_queue_full);
-        } else if self.queue.len() == self.batch_size {
-            // Wake the worker once, as the queue reaches a full batch; waking
-            // it on every push beyond that costs a futex call per span.
+        } else if self.queue.len() >= self.batch_size
+            && !self
+                .notified
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            // Wake the worker once per full batch; waking it on every push
+            // beyond that costs a futex call per span.
             self.notify.notify_one();
         }
     }
@@ -127,6 +144,9 @@ pub(crate) async fn run(
             () = reporter.notify.notified() => None,
             c = commands.recv() => Some(c),
         };
+        reporter
+            .notified
+            .store(false, std::sync::atomic::Ordering::Release);
         drain(&reporter, transport.as_mut(), &process, retry).await;
         match command {
             None => {}
@@ -134,15 +154,30 @@ pub(crate) async fn run(
                 let _ = reply.send(());
             }
             Some(Some(Command::Close(reply))) => {
+                reporter
+                    .closed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                // Spans that raced with the close are counted as dropped.
+                while reporter.queue.pop().is_some() {
+                    Metrics::inc(&reporter.metrics.spans_dropped_queue_full);
+                }
                 let _ = reply.send(());
                 return;
             }
             // Every handle is gone: nothing can be queued any more.
-            Some(None) => return,
+            Some(None) => {
+                reporter
+                    .closed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
         }
     }
 }
 
+/// Sends what was queued when it started (not what arrives meanwhile: on a
+/// busy service the queue may never be empty, and `flush`/`close` must
+/// still be answered).
 async fn drain(
     reporter: &Reporter,
     transport: &mut dyn Transport,
@@ -150,8 +185,10 @@ async fn drain(
     retry: Retry,
 ) {
     let mut batch = Vec::with_capacity(reporter.batch_size.min(1024));
+    let mut remaining = reporter.queue.len();
     loop {
-        while batch.len() < reporter.batch_size {
+        while batch.len() < reporter.batch_size && remaining > 0 {
+            remaining -= 1;
             match reporter.queue.pop() {
                 Some(s) => batch.push(s),
                 None => break,

@@ -265,7 +265,7 @@ impl Tracer for JaegerTracer {
         let mut extra_tags: [Option<Tag>; 2] = [None, None];
         let (trace_id, parent_id, flags) = if let Some(p) = parent {
             let flags = match priority {
-                Some(0) => p.flags().with_sampled(false),
+                Some(p0) if p0 <= 0 => p.flags().with_sampled(false),
                 Some(_) => p.flags().with_sampled(true).with_debug(true),
                 None if p.is_sampling_decided() => p.flags(),
                 None => {
@@ -289,7 +289,7 @@ impl Tracer for JaegerTracer {
                     Metrics::inc(&m.throttled_debug_spans);
                 }
                 match (priority, upstream) {
-                    (Some(0), _) => TraceFlags::NONE,
+                    (Some(p0), _) if p0 <= 0 => TraceFlags::NONE,
                     (Some(_), _) => TraceFlags::SAMPLED.with_debug(true),
                     (None, Some(f)) => f,
                     (None, None) => {

@@ -397,3 +397,49 @@ fn absurd_sizes_are_clamped_not_allocated() {
     tracer.flush(T).unwrap();
     assert_eq!(store.spans().len(), 3);
 }
+
+#[test]
+fn flush_returns_under_steady_load() {
+    let tracer = JaegerTracer::builder("busy")
+        .exporter(Exporter::None)
+        .build()
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (t, s) = (tracer.clone(), stop.clone());
+    let producer = std::thread::spawn(move || {
+        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            t.span("load").start().finish();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..5 {
+        tracer
+            .flush(T)
+            .expect("flush answers while spans keep arriving");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    producer.join().unwrap();
+    tracer.close(T).unwrap();
+}
+
+#[test]
+fn spans_after_close_are_dropped_and_counted() {
+    let store = InMemoryTransport::new();
+    let tracer = tracer_with(&store).build().unwrap();
+    tracer.close(T).unwrap();
+    tracer.span("late").start().finish();
+    assert_eq!(tracer.queue_len(), 0);
+    assert_eq!(tracer.metrics().snapshot().spans_dropped_queue_full, 1);
+}
+
+#[test]
+fn a_zero_flush_interval_is_clamped_not_a_dead_worker() {
+    let store = InMemoryTransport::new();
+    let tracer = tracer_with(&store)
+        .flush_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    tracer.span("x").start().finish();
+    tracer.flush(T).unwrap();
+    assert_eq!(store.spans().len(), 1);
+}

@@ -39,6 +39,16 @@ pub(crate) struct Tracked {
     pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) status: Option<u16>,
     pub(crate) error: bool,
+    /// No body is expected (a HEAD request, a 1xx, 204 or 304 response):
+    /// dropping it unread is normal.
+    pub(crate) no_body: bool,
+    /// The body's length when known (exact size hint or Content-Length).
+    pub(crate) expected_len: Option<u64>,
+    pub(crate) bytes_sent: u64,
+    /// Whether dropping the body before its end fails the span (server:
+    /// the client went away; a client that drops a response is not an
+    /// error of the call).
+    pub(crate) fail_on_early_drop: bool,
 }
 
 impl Tracked {
@@ -80,15 +90,23 @@ pin_project_lite::pin_project! {
 
     impl<B> PinnedDrop for TracedBody<B> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(mut t) = this.project().tracked.take() {
-                t.fail("body_dropped", "the response body was dropped before its end (client went away?)");
+            let this = this.project();
+            if let Some(mut t) = this.tracked.take() {
+                // hyper stops polling once it has written Content-Length
+                // bytes, and never polls a HEAD or 204 body: those are
+                // complete responses, not abandoned ones. (A body that
+                // reports its end while polled is finished there.)
+                let complete = t.no_body || t.expected_len.is_some_and(|n| t.bytes_sent >= n);
+                if !complete && t.fail_on_early_drop {
+                    t.fail("body_dropped", "the response body was dropped before its end (client went away?)");
+                }
                 t.finish();
             }
         }
     }
 }
 
-impl<B> TracedBody<B> {
+impl<B: Body> TracedBody<B> {
     /// A body that traces nothing (a request the filter skipped).
     pub(crate) fn untraced(inner: B) -> Self {
         TracedBody {
@@ -99,7 +117,10 @@ impl<B> TracedBody<B> {
 }
 
 impl<B: Body> TracedBody<B> {
-    pub(crate) fn new(inner: B, tracked: Tracked) -> Self {
+    pub(crate) fn new(inner: B, mut tracked: Tracked) -> Self {
+        if tracked.expected_len.is_none() {
+            tracked.expected_len = inner.size_hint().exact();
+        }
         let done = inner.is_end_stream();
         let mut body = TracedBody {
             inner,
@@ -128,6 +149,11 @@ where
         let this = self.project();
         let mut inner = this.inner;
         let result = inner.as_mut().poll_frame(cx);
+        if let (Poll::Ready(Some(Ok(frame))), Some(t)) = (&result, this.tracked.as_mut()) {
+            if let Some(data) = frame.data_ref() {
+                t.bytes_sent += bytes::Buf::remaining(data) as u64;
+            }
+        }
         match &result {
             Poll::Ready(None) => {
                 if let Some(t) = this.tracked.take() {

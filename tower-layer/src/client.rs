@@ -148,7 +148,16 @@ where
             Some(f) => f(&parts),
             None => method(&parts.method),
         };
-        let host = parts.uri.host().map(str::to_owned);
+        let is_head = parts.method == http::Method::HEAD;
+        // The host from the URI, or from the Host header for path-only URIs.
+        let host = parts.uri.host().map(str::to_owned).or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.parse::<http::uri::Authority>().ok())
+                .map(|a| a.host().to_owned())
+        });
         let port = parts.uri.port_u16().or(match parts.uri.scheme_str() {
             Some("https") => Some(443),
             Some("http") => Some(80),
@@ -173,6 +182,10 @@ where
         if config.inject.allows(host.as_deref()) {
             self.tracer
                 .inject(&span.context(), Format::HttpHeaders, &mut parts.headers);
+        } else {
+            // A proxy may be forwarding the headers it received: a denied
+            // destination must not get those either.
+            crate::policy::strip_trace_headers(&mut parts.headers);
         }
         let fut = {
             let _guard = span.enter();
@@ -185,6 +198,10 @@ where
             observer: None,
             status: None,
             error: false,
+            no_body: is_head,
+            expected_len: None,
+            bytes_sent: 0,
+            fail_on_early_drop: false,
         };
         ResponseFuture::new(fut, Some(tracked), config.response.clone())
     }

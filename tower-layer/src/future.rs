@@ -110,6 +110,20 @@ where
             Ok(mut resp) => {
                 let status = resp.status();
                 t.status = Some(status.as_u16());
+                if status.is_informational()
+                    || status == http::StatusCode::NO_CONTENT
+                    || status == http::StatusCode::NOT_MODIFIED
+                {
+                    t.no_body = true;
+                }
+                if let Some(len) = resp
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                {
+                    t.expected_len = Some(len);
+                }
                 t.span.set_tag(tags::HTTP_STATUS_CODE, status.as_u16());
                 if status.is_server_error()
                     || (this.config.client_errors_fail && status.is_client_error())

@@ -21,18 +21,59 @@ impl HostPattern {
         HostPattern(pattern.into().to_ascii_lowercase())
     }
 
-    /// Whether `host` matches.
+    /// Whether `host` matches. IPv6 brackets (`[::1]`) and a trailing dot
+    /// (`api.internal.`) are ignored on both sides.
     pub fn matches(&self, host: &str) -> bool {
-        let p = self.0.as_str();
+        let p = normalize(&self.0);
+        let host = normalize(host).as_bytes();
         if p == "*" {
             return true;
         }
         if let Some(suffix) = p.strip_prefix("*.") {
+            let suffix = suffix.as_bytes();
             return host.len() > suffix.len() + 1
                 && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-                && host.as_bytes()[host.len() - suffix.len() - 1] == b'.';
+                && host[host.len() - suffix.len() - 1] == b'.';
         }
-        p.eq_ignore_ascii_case(host)
+        p.as_bytes().eq_ignore_ascii_case(host)
+    }
+}
+
+fn normalize(host: &str) -> &str {
+    let h = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    h.strip_suffix('.').unwrap_or(h)
+}
+
+/// Removes every trace header the standard propagators use (Jaeger, W3C
+/// trace context and baggage, B3).
+pub fn strip_trace_headers(headers: &mut http::HeaderMap) {
+    const NAMES: [&str; 11] = [
+        "uber-trace-id",
+        "jaeger-debug-id",
+        "jaeger-baggage",
+        "traceparent",
+        "tracestate",
+        "baggage",
+        "b3",
+        "x-b3-traceid",
+        "x-b3-spanid",
+        "x-b3-parentspanid",
+        "x-b3-sampled",
+    ];
+    for n in NAMES {
+        headers.remove(n);
+    }
+    headers.remove("x-b3-flags");
+    let prefixed: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("uberctx-"))
+        .cloned()
+        .collect();
+    for k in prefixed {
+        headers.remove(k);
     }
 }
 
@@ -137,6 +178,18 @@ mod tests {
         assert!(!HostPattern::new("*.internal").matches("internal"));
         assert!(!HostPattern::new("*.internal").matches("evilinternal"));
         assert!(HostPattern::new("localhost").matches("LocalHost"));
+        assert!(HostPattern::new("::1").matches("[::1]"));
+        assert!(HostPattern::new("*.internal").matches("api.internal."));
+        assert!(
+            !HostPattern::new("*.b").matches("aé"),
+            "no panic on multi-byte hosts"
+        );
+        let mut h = http::HeaderMap::new();
+        h.insert("traceparent", http::HeaderValue::from_static("x"));
+        h.insert("uberctx-user", http::HeaderValue::from_static("x"));
+        h.insert("accept", http::HeaderValue::from_static("x"));
+        strip_trace_headers(&mut h);
+        assert_eq!(h.len(), 1);
         let p = InjectPolicy::allowlist(["*.internal", "127.0.0.1"]);
         assert!(p.allows(Some("127.0.0.1")) && !p.allows(Some("example.com")) && !p.allows(None));
     }

@@ -305,6 +305,7 @@ where
                 }
             }
         }
+        let is_head = parts.method == http::Method::HEAD;
         parts.extensions.insert(span.clone());
         let fut = {
             let _guard = span.enter();
@@ -317,6 +318,10 @@ where
             observer: config.observer.clone(),
             status: None,
             error: false,
+            no_body: is_head,
+            expected_len: None,
+            bytes_sent: 0,
+            fail_on_early_drop: true,
         };
         ResponseFuture::new(fut, Some(tracked), config.response.clone())
     }

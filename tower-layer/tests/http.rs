@@ -599,3 +599,53 @@ async fn untrusted_callers_start_new_traces_without_their_baggage() {
     assert!(spans[0].references.is_empty());
     assert!(spans[0].context.baggage().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_requests_and_sized_bodies_are_complete_not_failed() {
+    let tracer = MockTracer::new();
+    let addr = serve(app(&tracer)).await;
+    let resp = client()
+        .request(
+            Request::head(format!("http://{addr}/users/1"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let _ = resp.into_body().collect().await;
+    get_with(addr, "/users/2", &[]).await;
+    let spans = wait_for(&tracer, 2).await;
+    for s in &spans {
+        assert_eq!(tag(s, tags::ERROR), None, "{s:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_destinations_do_not_get_forwarded_trace_headers() {
+    let tracer = MockTracer::new();
+    let (addr, seen) = recording_server().await;
+    let svc = ServiceBuilder::new()
+        .layer(
+            ClientTracingLayer::new(tracer.clone())
+                .with_inject_policy(InjectPolicy::allowlist(["*.internal"])),
+        )
+        .service(client());
+    let mut req = Request::get(format!("http://{addr}/downstream"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    // As a proxy forwarding what it received would.
+    req.headers_mut().insert(
+        "traceparent",
+        HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    );
+    req.headers_mut()
+        .insert("uberctx-user", HeaderValue::from_static("alice"));
+    let resp = svc.oneshot(req).await.unwrap();
+    let _ = resp.into_body().collect().await.unwrap();
+    let headers = seen.lock().unwrap().pop().unwrap();
+    assert!(
+        !headers.contains_key("traceparent") && !headers.contains_key("uberctx-user"),
+        "{headers:?}"
+    );
+}

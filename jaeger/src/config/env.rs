@@ -113,7 +113,7 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
             "h" => 3600.0,
             _ => return None,
         };
-        total += Duration::try_from_secs_f64(value * scale).ok()?;
+        total = total.checked_add(Duration::try_from_secs_f64(value * scale).ok()?)?;
         rest = &rest[unit_end..];
     }
     Some(total)
@@ -353,10 +353,25 @@ pub fn builder_from_vars(
     // Sampler.
     let param = parse_f64(env, "JAEGER_SAMPLER_PARAM")?;
     let sampling_endpoint = get(env, "JAEGER_SAMPLING_ENDPOINT")
-        .or_else(|| get(env, "JAEGER_AGENT_HOST").map(|h| format!("http://{h}:5778/sampling")))
+        .or_else(|| {
+            get(env, "JAEGER_AGENT_HOST").map(|h| {
+                if h.contains(':') && !h.starts_with('[') {
+                    format!("http://[{h}]:5778/sampling")
+                } else {
+                    format!("http://{h}:5778/sampling")
+                }
+            })
+        })
         .unwrap_or_else(|| DEFAULT_SAMPLING_ENDPOINT.to_owned());
     let refresh =
         parse_dur(env, "JAEGER_SAMPLER_REFRESH_INTERVAL")?.unwrap_or(Duration::from_secs(60));
+    if refresh < Duration::from_secs(1) {
+        return Err(invalid(
+            "JAEGER_SAMPLER_REFRESH_INTERVAL",
+            &format!("{refresh:?}"),
+            "at least 1s",
+        ));
+    }
     let rate = |var: &'static str, v: Option<f64>, default: f64| -> Result<f64, ConfigError> {
         let r = v.unwrap_or(default);
         if (0.0..=1.0).contains(&r) {
@@ -413,7 +428,6 @@ pub fn builder_from_vars(
             }
         };
     } else if let Some(s) = get(env, "OTEL_TRACES_SAMPLER") {
-        let arg = parse_f64(env, "OTEL_TRACES_SAMPLER_ARG")?;
         let (parent_based, name) = match s.strip_prefix("parentbased_") {
             Some(rest) => (true, rest),
             None => (false, s.as_str()),
@@ -422,13 +436,41 @@ pub fn builder_from_vars(
             "always_on" => Box::new(|b| b.sampler(ConstSampler(true))),
             "always_off" => Box::new(|b| b.sampler(ConstSampler(false))),
             "traceidratio" => {
+                let arg = parse_f64(env, "OTEL_TRACES_SAMPLER_ARG")?;
                 let r = rate("OTEL_TRACES_SAMPLER_ARG", arg, 1.0)?;
                 Box::new(move |b| b.sampler(ProbabilisticSampler::new(r)))
             }
             "jaeger_remote" => {
-                let initial = ProbabilisticSampler::new(0.001);
-                let ep = sampling_endpoint.clone();
-                Box::new(move |b| b.remote_sampler(ep, refresh, initial))
+                // `endpoint=URL,pollingIntervalMs=N,initialSamplingRate=R`,
+                // as OpenTelemetry specifies it.
+                let mut ep = sampling_endpoint.clone();
+                let mut poll = refresh;
+                let mut initial_rate = 0.001;
+                if let Some(arg) = get(env, "OTEL_TRACES_SAMPLER_ARG") {
+                    for (k, v) in parse_pairs(env, "OTEL_TRACES_SAMPLER_ARG", &arg)? {
+                        let bad = |why: &str| {
+                            invalid("OTEL_TRACES_SAMPLER_ARG", &arg, format!("{k}: {why}"))
+                        };
+                        match k.as_str() {
+                            "endpoint" => ep = v,
+                            "pollingIntervalMs" => {
+                                let ms: u64 =
+                                    v.parse().map_err(|_| bad("expected milliseconds"))?;
+                                poll = Duration::from_millis(ms.max(1000));
+                            }
+                            "initialSamplingRate" => {
+                                initial_rate = v
+                                    .parse::<f64>()
+                                    .ok()
+                                    .filter(|r| (0.0..=1.0).contains(r))
+                                    .ok_or_else(|| bad("expected a rate between 0 and 1"))?;
+                            }
+                            _ => return Err(bad("unknown key")),
+                        }
+                    }
+                }
+                let initial = ProbabilisticSampler::new(initial_rate);
+                Box::new(move |b| b.remote_sampler(ep, poll, initial))
             }
             _ => return Err(invalid("OTEL_TRACES_SAMPLER", &s, "unsupported sampler")),
         };
@@ -444,6 +486,16 @@ pub fn builder_from_vars(
 
     // Reporter.
     if let Some(n) = parse_usize(env, "JAEGER_REPORTER_MAX_QUEUE_SIZE")? {
+        if n > crate::reporter::MAX_QUEUE_SIZE {
+            return Err(invalid(
+                "JAEGER_REPORTER_MAX_QUEUE_SIZE",
+                &n.to_string(),
+                format!(
+                    "at most {} (the queue is allocated up front)",
+                    crate::reporter::MAX_QUEUE_SIZE
+                ),
+            ));
+        }
         b = b.queue_size(n);
     }
     if let Some(d) = parse_dur(env, "JAEGER_REPORTER_FLUSH_INTERVAL")? {
