@@ -215,11 +215,25 @@ async fn send_with_retry(
     let mut backoff = retry.initial_backoff;
     let mut attempt = 0;
     loop {
-        match transport.send(process, batch).await {
-            Ok(SendOutcome { sent, too_large }) => {
+        let result = if attempt == 0 {
+            transport.send(process, batch).await
+        } else {
+            transport.resend(process, batch).await
+        };
+        match result {
+            Ok(SendOutcome {
+                sent,
+                too_large,
+                failed,
+            }) => {
                 Metrics::add(&m.spans_reported, sent);
                 Metrics::add(&m.spans_dropped_too_large, too_large);
-                Metrics::inc(&m.batches_sent);
+                Metrics::add(&m.spans_failed, failed);
+                Metrics::inc(if failed > 0 {
+                    &m.batches_failed
+                } else {
+                    &m.batches_sent
+                });
                 if too_large > 0 {
                     log::warn!(
                         "{too_large} spans too large for one {} packet were dropped",
@@ -303,7 +317,7 @@ impl Transport for InMemoryTransport {
         Box::pin(async move {
             Ok(SendOutcome {
                 sent: n,
-                too_large: 0,
+                ..SendOutcome::default()
             })
         })
     }
@@ -346,7 +360,7 @@ impl Transport for LoggingTransport {
         Box::pin(async move {
             Ok(SendOutcome {
                 sent: n,
-                too_large: 0,
+                ..SendOutcome::default()
             })
         })
     }
@@ -356,7 +370,9 @@ impl Transport for LoggingTransport {
     }
 }
 
-/// Sends every batch through several transports (e.g. logging and UDP).
+/// Sends every batch through several transports: the first is the
+/// exporter, whose outcome is reported; the others (logging, the in-memory
+/// view) get each batch once, even when the exporter's send is retried.
 pub struct CompositeTransport(pub Vec<Box<dyn Transport>>);
 
 impl Transport for CompositeTransport {
@@ -366,23 +382,35 @@ impl Transport for CompositeTransport {
         spans: &'a [Box<FinishedSpan>],
     ) -> SendFuture<'a> {
         Box::pin(async move {
-            let mut result = Ok(SendOutcome::default());
-            for t in &mut self.0 {
-                match t.send(process, spans).await {
-                    Ok(o) => {
-                        if let Ok(r) = &mut result {
-                            *r = o;
-                        }
-                    }
-                    Err(e) => result = Err(e),
+            let mut members = self.0.iter_mut();
+            let primary = match members.next() {
+                Some(p) => p.send(process, spans).await,
+                None => Ok(SendOutcome::default()),
+            };
+            for t in members {
+                if let Err(e) = t.send(process, spans).await {
+                    log::warn!("{} transport: {e}", t.name());
                 }
             }
-            result
+            primary
+        })
+    }
+
+    fn resend<'a>(
+        &'a mut self,
+        process: &'a Process,
+        spans: &'a [Box<FinishedSpan>],
+    ) -> SendFuture<'a> {
+        Box::pin(async move {
+            match self.0.first_mut() {
+                Some(p) => p.resend(process, spans).await,
+                None => Ok(SendOutcome::default()),
+            }
         })
     }
 
     fn name(&self) -> &'static str {
-        "composite"
+        self.0.first().map_or("composite", |t| t.name())
     }
 }
 

@@ -443,3 +443,31 @@ fn a_zero_flush_interval_is_clamped_not_a_dead_worker() {
     tracer.flush(T).unwrap();
     assert_eq!(store.spans().len(), 1);
 }
+
+#[test]
+fn retries_do_not_duplicate_spans_in_secondary_transports() {
+    let unavailable = HttpServer::start(503, "");
+    let store = InMemoryTransport::new();
+    let tracer = JaegerTracer::builder("dup")
+        .exporter(Exporter::OtlpHttp {
+            url: unavailable.url("/v1/traces"),
+            headers: vec![],
+        })
+        .keep_in_memory(store.clone())
+        .max_retries(2)
+        .build()
+        .unwrap();
+    tracer.span("once").start().finish();
+    tracer.flush(T).unwrap();
+    assert_eq!(unavailable.requests().len(), 3, "the exporter is retried");
+    assert_eq!(
+        store.spans().len(),
+        1,
+        "the in-memory view gets the span once"
+    );
+    assert_eq!(
+        tracer.metrics().snapshot().spans_failed,
+        1,
+        "the exporter's outcome is reported"
+    );
+}

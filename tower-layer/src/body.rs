@@ -65,10 +65,19 @@ impl Tracked {
 
     /// Finishes the span and tells the observer.
     pub(crate) fn finish(self) {
+        // The handler may have renamed the span (`set_operation_name`):
+        // the observer gets the final name.
+        let renamed = self.observer.as_ref().and_then(|_| {
+            self.span.with(|s| {
+                s.operation_name()
+                    .filter(|n| *n != self.operation)
+                    .map(str::to_owned)
+            })
+        });
         self.span.finish();
         if let Some(o) = &self.observer {
             o.on_finish(&RequestOutcome {
-                operation: &self.operation,
+                operation: renamed.as_deref().unwrap_or(&self.operation),
                 status: self.status,
                 duration: self.started.elapsed(),
                 error: self.error,

@@ -87,6 +87,18 @@ impl<T> ClientTracingLayer<T> {
         self
     }
 
+    /// Whether 4xx responses also mark client spans failed (default: only
+    /// 5xx and transport errors do).
+    pub fn with_client_errors_fail(mut self, on: bool) -> Self {
+        let mut r = ResponseConfig::default();
+        r.capture.clone_from(&self.config.response.capture);
+        r.trace_id_header
+            .clone_from(&self.config.response.trace_id_header);
+        r.client_errors_fail = on;
+        self.config.response = Arc::new(r);
+        self
+    }
+
     /// Names spans with `f` instead of the method.
     pub fn with_operation_name<F>(mut self, f: F) -> Self
     where

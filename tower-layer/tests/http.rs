@@ -649,3 +649,34 @@ async fn denied_destinations_do_not_get_forwarded_trace_headers() {
         "{headers:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_spans_can_fail_on_4xx_and_metrics_see_renamed_operations() {
+    let tracer = MockTracer::new();
+    let metrics = Arc::new(RpcMetrics::default());
+    let app = Router::new()
+        .route(
+            "/renamed",
+            get(|CurrentSpan(span): CurrentSpan| async move {
+                span.set_operation_name("custom name");
+                StatusCode::NOT_FOUND
+            }),
+        )
+        .layer(TracingLayer::new(tracer.clone()).with_observer(metrics.clone()));
+    let addr = serve(app).await;
+    let svc = ServiceBuilder::new()
+        .layer(ClientTracingLayer::new(tracer.clone()).with_client_errors_fail(true))
+        .service(client());
+    let req = Request::get(format!("http://{addr}/renamed"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = svc.oneshot(req).await.unwrap();
+    let _ = resp.into_body().collect().await.unwrap();
+    let spans = wait_for(&tracer, 2).await;
+    let client_span = spans
+        .iter()
+        .find(|s| tag(s, tags::SPAN_KIND) == Some(&TagValue::from("client")))
+        .unwrap();
+    assert_eq!(tag(client_span, tags::ERROR), Some(&TagValue::Bool(true)));
+    assert_eq!(metrics.counts("custom name"), Some((1, 0)));
+}

@@ -165,6 +165,9 @@ pub struct RemoteSampler {
     url: String,
     max_operations: usize,
     current: RwLock<Arc<dyn Sampler>>,
+    /// The strategy `current` was built from: an unchanged strategy keeps
+    /// the sampler (and its rate limiters' state).
+    last: std::sync::Mutex<Option<SamplingStrategy>>,
     metrics: Arc<Metrics>,
 }
 
@@ -183,6 +186,7 @@ impl RemoteSampler {
             url: format!("{endpoint}{sep}service={service}"),
             max_operations,
             current: RwLock::new(initial),
+            last: std::sync::Mutex::new(None),
             metrics,
         }
     }
@@ -194,11 +198,17 @@ impl RemoteSampler {
 
     /// Applies strategy JSON; on error the current sampler is kept.
     pub fn apply_json(&self, json: &[u8]) -> Result<(), StrategyError> {
-        let result =
-            SamplingStrategy::from_json(json).and_then(|s| s.to_sampler(self.max_operations));
+        let result = SamplingStrategy::from_json(json).and_then(|s| {
+            s.to_sampler(self.max_operations)
+                .map(|sampler| (s, sampler))
+        });
         match result {
-            Ok(sampler) => {
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = sampler;
+            Ok((strategy, sampler)) => {
+                let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+                if last.as_ref() != Some(&strategy) {
+                    *self.current.write().unwrap_or_else(PoisonError::into_inner) = sampler;
+                    *last = Some(strategy);
+                }
                 Metrics::inc(&self.metrics.sampler_updates_ok);
                 Ok(())
             }

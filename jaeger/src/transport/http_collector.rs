@@ -114,7 +114,7 @@ impl HttpCollectorTransport {
         post(&self.client, req, self.timeout).await?;
         Ok(SendOutcome {
             sent: n,
-            too_large: 0,
+            ..SendOutcome::default()
         })
     }
 }

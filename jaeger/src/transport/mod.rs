@@ -62,6 +62,9 @@ pub struct SendOutcome {
     pub sent: usize,
     /// Spans dropped because one alone was too large to send.
     pub too_large: usize,
+    /// Spans that could not be sent (part of a batch, when some packets of
+    /// it went out and a later one failed).
+    pub failed: usize,
 }
 
 /// Why a batch was not delivered.
@@ -89,6 +92,17 @@ pub trait Transport: Send + 'static {
         process: &'a Process,
         spans: &'a [Box<FinishedSpan>],
     ) -> SendFuture<'a>;
+
+    /// Sends `spans` again after a retryable error. Transports that fan out
+    /// to several destinations resend only to those that failed; the
+    /// default sends again.
+    fn resend<'a>(
+        &'a mut self,
+        process: &'a Process,
+        spans: &'a [Box<FinishedSpan>],
+    ) -> SendFuture<'a> {
+        self.send(process, spans)
+    }
 
     /// A short name for logs (`"udp"`, `"http"`, `"otlp-http"`...).
     fn name(&self) -> &'static str;

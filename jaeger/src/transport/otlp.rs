@@ -236,7 +236,7 @@ impl OtlpHttpTransport {
         post(&self.client, req, self.timeout).await?;
         Ok(SendOutcome {
             sent: n,
-            too_large: 0,
+            ..SendOutcome::default()
         })
     }
 }
@@ -326,7 +326,7 @@ impl OtlpGrpcTransport {
         match client.export(req).await {
             Ok(_) => Ok(SendOutcome {
                 sent: n,
-                too_large: 0,
+                ..SendOutcome::default()
             }),
             Err(status) => {
                 use tonic::Code;

@@ -142,7 +142,8 @@ impl UdpAgentTransport {
             .map(|s| thrift::encode::<Compact>(|p, out| thrift::write_span(p, out, s)))
             .collect();
         let mut outcome = SendOutcome::default();
-        let mut packets = Vec::new();
+        // Each packet with the number of spans in it.
+        let mut packets: Vec<(Vec<u8>, usize)> = Vec::new();
         let mut current: Vec<&[u8]> = Vec::new();
         let mut current_len = 0;
         for span in &encoded {
@@ -152,7 +153,7 @@ impl UdpAgentTransport {
                 continue;
             }
             if current_len + span.len() > budget {
-                packets.push(self.packet(&process, &current));
+                packets.push((self.packet(&process, &current), current.len()));
                 current.clear();
                 current_len = 0;
             }
@@ -160,22 +161,34 @@ impl UdpAgentTransport {
             current_len += span.len();
         }
         if !current.is_empty() {
-            packets.push(self.packet(&process, &current));
+            packets.push((self.packet(&process, &current), current.len()));
         }
         let total = spans.len() - outcome.too_large;
-        for packet in &packets {
-            let socket = self.socket().await?;
+        for (packet, n) in &packets {
+            let socket = match self.socket().await {
+                Ok(s) => s,
+                Err(e) if outcome.sent == 0 => return Err(e),
+                Err(_) => {
+                    outcome.failed = total - outcome.sent;
+                    return Ok(outcome);
+                }
+            };
             if let Err(e) = socket.send(packet).await {
                 // Re-resolve next time: the agent may have moved.
                 self.socket = None;
-                self.failed += i64::try_from(total - outcome.sent).unwrap_or(i64::MAX);
-                return Err(TransportError::Permanent(format!(
-                    "sending to {}: {e}",
-                    self.addr
-                )));
+                let unsent = total - outcome.sent;
+                self.failed += i64::try_from(unsent).unwrap_or(i64::MAX);
+                if outcome.sent == 0 {
+                    return Err(TransportError::Permanent(format!(
+                        "sending to {}: {e}",
+                        self.addr
+                    )));
+                }
+                outcome.failed = unsent;
+                return Ok(outcome);
             }
+            outcome.sent += n;
         }
-        outcome.sent = total;
         Ok(outcome)
     }
 }
