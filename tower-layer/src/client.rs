@@ -153,8 +153,11 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let started = Instant::now();
         let config = &*self.config;
+        if self.tracer.is_noop() {
+            return ResponseFuture::new(self.inner.call(req), None, config.response.clone());
+        }
+        let started = Instant::now();
         let (mut parts, body) = req.into_parts();
         let operation = match &config.name {
             Some(f) => f(&parts),

@@ -25,4 +25,8 @@ impl Tracer for NoopTracer {
     fn propagator(&self) -> &dyn Propagator {
         &NoopPropagator
     }
+
+    fn is_noop(&self) -> bool {
+        true
+    }
 }

@@ -60,6 +60,13 @@ pub trait Tracer: Send + Sync {
     /// [`extract`](Self::extract).
     fn propagator(&self) -> &dyn Propagator;
 
+    /// Whether this tracer records and propagates nothing, whatever it is
+    /// given (the [`NoopTracer`](crate::NoopTracer)). Instrumentation may
+    /// skip its own work when it is; the default is `false`.
+    fn is_noop(&self) -> bool {
+        false
+    }
+
     /// Writes a context into a text carrier.
     fn inject(&self, cx: &SpanContext, format: Format, carrier: &mut dyn Injector) {
         self.propagator().inject(cx, format, carrier);
@@ -113,6 +120,9 @@ macro_rules! forward_tracer {
             }
             fn propagator(&self) -> &dyn Propagator {
                 (**self).propagator()
+            }
+            fn is_noop(&self) -> bool {
+                (**self).is_noop()
             }
             fn inject(&self, cx: &SpanContext, format: Format, carrier: &mut dyn Injector) {
                 (**self).inject(cx, format, carrier);

@@ -1,0 +1,141 @@
+//! Runs N requests through one stack in process, for instruction counting
+//! (`valgrind --tool=callgrind`), which unlike wall-clock time does not
+//! depend on the machine's load. Used by `benches/count_layer_instructions.sh`.
+//!
+//! `layer-profile MODE N` with MODE one of bare, identity, noop, unsampled,
+//! sampled, otel-unsampled, otel-sampled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::routing::get;
+use axum::Router;
+use http::Request;
+use http_body_util::BodyExt;
+use opentracing_api::{NoopTracer, Tracer};
+use opentracing_jaeger::sampler::ConstSampler;
+use opentracing_jaeger::{Exporter, ExtractPolicy, JaegerTracer};
+use opentracing_tower::TracingLayer;
+use tower::ServiceExt;
+
+#[derive(Debug)]
+struct DiscardExporter;
+
+impl opentelemetry_sdk::trace::SpanExporter for DiscardExporter {
+    fn export(
+        &self,
+        _: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
+fn app() -> Router {
+    Router::new().route(
+        "/users/{id}",
+        get(|Path(id): Path<u64>| async move {
+            axum::Json(serde_json::json!({"id": id, "name": "Rachel"}))
+        }),
+    )
+}
+
+fn request() -> Option<Request<Body>> {
+    Request::get("/users/42")
+        .header("host", "127.0.0.1:8080")
+        .header(
+            "uber-trace-id",
+            "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1",
+        )
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .body(Body::empty())
+        .ok()
+}
+
+async fn run(app: Router, n: u64) {
+    for _ in 0..n {
+        let Some(req) = request() else { return };
+        let Ok(resp) = app.clone().oneshot(req).await;
+        let _ = resp.into_body().collect().await;
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "bare".into());
+    let n: u64 = args.next().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    match mode.as_str() {
+        "bare" => rt.block_on(run(app(), n)),
+        "identity" => rt.block_on(run(app().layer(tower::layer::util::Identity::new()), n)),
+        "noop" => {
+            let t: Arc<dyn Tracer> = Arc::new(NoopTracer);
+            rt.block_on(run(app().layer(TracingLayer::new(t)), n));
+        }
+        "unsampled" | "sampled" => {
+            let sampled = mode == "sampled";
+            let mut policy = ExtractPolicy::default();
+            policy.trust_sampling = sampled;
+            let Ok(tracer) = JaegerTracer::builder("profile")
+                .sampler(ConstSampler(sampled))
+                .extract_policy(policy)
+                .exporter(Exporter::None)
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(run(app().layer(TracingLayer::new(tracer.clone())), n));
+            let _ = tracer.close(Duration::from_secs(10));
+        }
+        "otel-unsampled" | "otel-sampled" => {
+            use opentelemetry::trace::TracerProvider as _;
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            use tracing_subscriber::layer::SubscriberExt;
+            opentelemetry::global::set_text_map_propagator(
+                opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+            );
+            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_batch_exporter(DiscardExporter)
+                .with_sampler(if mode == "otel-sampled" {
+                    opentelemetry_sdk::trace::Sampler::AlwaysOn
+                } else {
+                    opentelemetry_sdk::trace::Sampler::AlwaysOff
+                })
+                .build();
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("profile")));
+            let layer = tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &Request<Body>| {
+                    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+                        p.extract(&opentelemetry_http::HeaderExtractor(req.headers()))
+                    });
+                    let span = tracing::info_span!(
+                        "request",
+                        otel.name = %format!("{} {}", req.method(), req.uri().path()),
+                        otel.kind = "server",
+                        http.method = %req.method(),
+                        http.url = %req.uri(),
+                        http.status_code = tracing::field::Empty,
+                    );
+                    let _ = span.set_parent(parent);
+                    span
+                },
+            );
+            tracing::subscriber::with_default(subscriber, || {
+                rt.block_on(run(app().layer(layer), n));
+            });
+            let _ = provider.force_flush();
+            let _ = provider.shutdown();
+        }
+        other => eprintln!("unknown mode {other}"),
+    }
+}
