@@ -221,6 +221,10 @@ impl Propagator for B3Propagator {
     fn name(&self) -> &'static str {
         "b3"
     }
+
+    fn extracts_extras(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -62,6 +62,11 @@ impl Propagator for CompositePropagator {
         let mut partial: Option<SpanContext> = None;
         let mut first_error = None;
         for p in &self.propagators {
+            // A trace context is found: only baggage or a debug id could
+            // still be added, so skip the propagators that carry neither.
+            if found.is_some() && !p.extracts_extras() {
+                continue;
+            }
             match p.extract(format, carrier) {
                 Ok(Some(cx)) if cx.is_valid() && found.is_none() => found = Some(cx),
                 Ok(Some(cx)) => {

@@ -119,6 +119,13 @@ pub trait Propagator: Send + Sync + fmt::Debug {
 
     /// A short name for messages (`"jaeger"`, `"tracecontext"`, ...).
     fn name(&self) -> &'static str;
+
+    /// Whether extraction can yield baggage or a debug id. A
+    /// [`CompositePropagator`] that already found a trace context skips
+    /// the propagators that cannot add anything to it. Default `true`.
+    fn extracts_extras(&self) -> bool {
+        true
+    }
 }
 
 /// A propagator that writes nothing and finds nothing.
@@ -157,6 +164,9 @@ impl<P: Propagator + ?Sized> Propagator for Box<P> {
     fn name(&self) -> &'static str {
         (**self).name()
     }
+    fn extracts_extras(&self) -> bool {
+        (**self).extracts_extras()
+    }
 }
 
 impl<P: Propagator + ?Sized> Propagator for std::sync::Arc<P> {
@@ -178,6 +188,9 @@ impl<P: Propagator + ?Sized> Propagator for std::sync::Arc<P> {
     }
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+    fn extracts_extras(&self) -> bool {
+        (**self).extracts_extras()
     }
 }
 

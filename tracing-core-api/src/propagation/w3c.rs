@@ -161,6 +161,10 @@ impl Propagator for TraceContextPropagator {
     fn name(&self) -> &'static str {
         "tracecontext"
     }
+
+    fn extracts_extras(&self) -> bool {
+        false
+    }
 }
 
 /// W3C Baggage: `baggage: key1=value1,key2=value2;property`.
