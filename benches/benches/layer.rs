@@ -15,8 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Path;
-use axum::routing::get;
 use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::Request;
@@ -26,27 +24,6 @@ use opentracing_jaeger::sampler::ConstSampler;
 use opentracing_jaeger::{Exporter, ExtractPolicy, JaegerTracer};
 use opentracing_tower::TracingLayer;
 use tower::ServiceExt;
-
-#[derive(Debug)]
-struct DiscardExporter;
-
-impl opentelemetry_sdk::trace::SpanExporter for DiscardExporter {
-    fn export(
-        &self,
-        _: Vec<opentelemetry_sdk::trace::SpanData>,
-    ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
-        std::future::ready(Ok(()))
-    }
-}
-
-fn app() -> Router {
-    Router::new().route(
-        "/users/{id}",
-        get(|Path(id): Path<u64>| async move {
-            axum::Json(serde_json::json!({"id": id, "name": "Rachel"}))
-        }),
-    )
-}
 
 fn request() -> Request<Body> {
     Request::get("/users/42")
@@ -80,49 +57,27 @@ fn jaeger(sampled: bool) -> JaegerTracer {
         .unwrap()
 }
 
-fn otel_layer() -> tower_http::trace::TraceLayer<
-    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
-    impl Fn(&Request<Body>) -> tracing::Span + Clone,
-> {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
-        let parent = opentelemetry::global::get_text_map_propagator(|p| {
-            p.extract(&opentelemetry_http::HeaderExtractor(req.headers()))
-        });
-        let span = tracing::info_span!(
-            "request",
-            otel.name = %format!("{} {}", req.method(), req.uri().path()),
-            otel.kind = "server",
-            http.method = %req.method(),
-            http.url = %req.uri(),
-            http.status_code = tracing::field::Empty,
-        );
-        let _ = span.set_parent(parent);
-        span
-    })
-}
-
 fn layer(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let mut g = c.benchmark_group("server_layer_request");
-    let bare = app();
+    let bare = benchmarks::users_app();
     g.bench_function("bare", |b| b.iter(|| rt.block_on(call(&bare))));
     // Any `Router::layer` costs something (axum boxes the layered route):
     // the same with a layer that does nothing, to tell that apart.
-    let identity = app().layer(tower::layer::util::Identity::new());
+    let identity = benchmarks::users_app().layer(tower::layer::util::Identity::new());
     g.bench_function("identity layer", |b| {
         b.iter(|| rt.block_on(call(&identity)))
     });
     let noop: Arc<dyn Tracer> = Arc::new(NoopTracer);
-    let with_noop = app().layer(TracingLayer::new(noop));
+    let with_noop = benchmarks::users_app().layer(TracingLayer::new(noop));
     g.bench_function("ours/noop", |b| b.iter(|| rt.block_on(call(&with_noop))));
     for sampled in [false, true] {
         let label = if sampled { "sampled" } else { "unsampled" };
         let tracer = jaeger(sampled);
-        let traced = app().layer(TracingLayer::new(tracer.clone()));
+        let traced = benchmarks::users_app().layer(TracingLayer::new(tracer.clone()));
         g.bench_function(format!("ours/{label}"), |b| {
             b.iter(|| rt.block_on(call(&traced)))
         });
@@ -135,17 +90,13 @@ fn layer(c: &mut Criterion) {
         use opentelemetry::trace::TracerProvider as _;
         use tracing_subscriber::layer::SubscriberExt;
         let label = if sampled { "sampled" } else { "unsampled" };
-        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-            .with_batch_exporter(DiscardExporter)
-            .with_sampler(if sampled {
-                opentelemetry_sdk::trace::Sampler::AlwaysOn
-            } else {
-                opentelemetry_sdk::trace::Sampler::AlwaysOff
-            })
-            .build();
+        let provider = benchmarks::otel_provider(benchmarks::DiscardExporter, sampled);
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
-        let traced = app().layer(otel_layer());
+        let traced = benchmarks::users_app().layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(benchmarks::otel_make_span),
+        );
         tracing::subscriber::with_default(subscriber, || {
             g.bench_function(format!("otel/{label}"), |b| {
                 b.iter(|| rt.block_on(call(&traced)))

@@ -88,10 +88,6 @@ async fn hello() -> &'static str {
     "Hello, World!"
 }
 
-async fn user(Path(id): Path<u64>) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"id": id, "name": "Rachel", "location": "115,277"}))
-}
-
 async fn status(Path(code): Path<u16>) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST)
 }
@@ -106,7 +102,7 @@ async fn chain(State(s): State<AppState>) -> StatusCode {
 fn routes(state: AppState) -> Router {
     Router::new()
         .route("/hello", get(hello))
-        .route("/users/{id}", get(user))
+        .route("/users/{id}", get(benchmarks::user))
         .route("/status/{code}", get(status))
         .route("/chain", get(chain))
         .route("/downstream", get(hello))
@@ -192,7 +188,6 @@ fn otel(
     upstream: Option<Arc<str>>,
 ) -> Result<(Router, opentelemetry_sdk::trace::SdkTracerProvider), String> {
     use opentelemetry::trace::TracerProvider as _;
-    use opentelemetry_sdk::trace::Sampler;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -204,14 +199,7 @@ fn otel(
         .with_http()
         .build()
         .map_err(|e| e.to_string())?;
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_sampler(if mode == "otel-sampled" {
-            Sampler::AlwaysOn
-        } else {
-            Sampler::AlwaysOff
-        })
-        .build();
+    let provider = benchmarks::otel_provider(exporter, mode == "otel-sampled");
     tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("http-bench-server")))
         .try_init()
@@ -233,21 +221,7 @@ fn otel(
         })
     });
     let layer = tower_http::trace::TraceLayer::new_for_http()
-        .make_span_with(|req: &Request<axum::body::Body>| {
-            let parent = opentelemetry::global::get_text_map_propagator(|p| {
-                p.extract(&opentelemetry_http::HeaderExtractor(req.headers()))
-            });
-            let span = tracing::info_span!(
-                "request",
-                otel.name = %format!("{} {}", req.method(), req.uri().path()),
-                otel.kind = "server",
-                http.method = %req.method(),
-                http.url = %req.uri(),
-                http.status_code = tracing::field::Empty,
-            );
-            let _ = span.set_parent(parent);
-            span
-        })
+        .make_span_with(benchmarks::otel_make_span)
         .on_response(
             |resp: &http::Response<axum::body::Body>,
              _latency: std::time::Duration,

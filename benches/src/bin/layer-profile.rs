@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Path;
-use axum::routing::get;
 use axum::Router;
 use http::Request;
 use http_body_util::BodyExt;
@@ -19,27 +17,6 @@ use opentracing_jaeger::sampler::ConstSampler;
 use opentracing_jaeger::{Exporter, ExtractPolicy, JaegerTracer};
 use opentracing_tower::TracingLayer;
 use tower::ServiceExt;
-
-#[derive(Debug)]
-struct DiscardExporter;
-
-impl opentelemetry_sdk::trace::SpanExporter for DiscardExporter {
-    fn export(
-        &self,
-        _: Vec<opentelemetry_sdk::trace::SpanData>,
-    ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
-        std::future::ready(Ok(()))
-    }
-}
-
-fn app() -> Router {
-    Router::new().route(
-        "/users/{id}",
-        get(|Path(id): Path<u64>| async move {
-            axum::Json(serde_json::json!({"id": id, "name": "Rachel"}))
-        }),
-    )
-}
 
 fn request() -> Option<Request<Body>> {
     Request::get("/users/42")
@@ -75,11 +52,14 @@ fn main() {
         return;
     };
     match mode.as_str() {
-        "bare" => rt.block_on(run(app(), n)),
-        "identity" => rt.block_on(run(app().layer(tower::layer::util::Identity::new()), n)),
+        "bare" => rt.block_on(run(benchmarks::users_app(), n)),
+        "identity" => rt.block_on(run(
+            benchmarks::users_app().layer(tower::layer::util::Identity::new()),
+            n,
+        )),
         "noop" => {
             let t: Arc<dyn Tracer> = Arc::new(NoopTracer);
-            rt.block_on(run(app().layer(TracingLayer::new(t)), n));
+            rt.block_on(run(benchmarks::users_app().layer(TracingLayer::new(t)), n));
         }
         "unsampled" | "sampled" => {
             let sampled = mode == "sampled";
@@ -93,45 +73,26 @@ fn main() {
             else {
                 return;
             };
-            rt.block_on(run(app().layer(TracingLayer::new(tracer.clone())), n));
+            rt.block_on(run(
+                benchmarks::users_app().layer(TracingLayer::new(tracer.clone())),
+                n,
+            ));
             let _ = tracer.close(Duration::from_secs(10));
         }
         "otel-unsampled" | "otel-sampled" => {
             use opentelemetry::trace::TracerProvider as _;
-            use tracing_opentelemetry::OpenTelemetrySpanExt;
             use tracing_subscriber::layer::SubscriberExt;
             opentelemetry::global::set_text_map_propagator(
                 opentelemetry_sdk::propagation::TraceContextPropagator::new(),
             );
-            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-                .with_batch_exporter(DiscardExporter)
-                .with_sampler(if mode == "otel-sampled" {
-                    opentelemetry_sdk::trace::Sampler::AlwaysOn
-                } else {
-                    opentelemetry_sdk::trace::Sampler::AlwaysOff
-                })
-                .build();
+            let provider =
+                benchmarks::otel_provider(benchmarks::DiscardExporter, mode == "otel-sampled");
             let subscriber = tracing_subscriber::registry()
                 .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("profile")));
-            let layer = tower_http::trace::TraceLayer::new_for_http().make_span_with(
-                |req: &Request<Body>| {
-                    let parent = opentelemetry::global::get_text_map_propagator(|p| {
-                        p.extract(&opentelemetry_http::HeaderExtractor(req.headers()))
-                    });
-                    let span = tracing::info_span!(
-                        "request",
-                        otel.name = %format!("{} {}", req.method(), req.uri().path()),
-                        otel.kind = "server",
-                        http.method = %req.method(),
-                        http.url = %req.uri(),
-                        http.status_code = tracing::field::Empty,
-                    );
-                    let _ = span.set_parent(parent);
-                    span
-                },
-            );
+            let layer = tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(benchmarks::otel_make_span);
             tracing::subscriber::with_default(subscriber, || {
-                rt.block_on(run(app().layer(layer), n));
+                rt.block_on(run(benchmarks::users_app().layer(layer), n));
             });
             let _ = provider.force_flush();
             let _ = provider.shutdown();

@@ -2,13 +2,9 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use opentracing_api::FinishedSpan;
 
-use super::{
-    body, http_client, post, HttpClient, SendFuture, SendOutcome, Transport, TransportError,
-};
+use super::{HttpEndpoint, SendFuture, Transport, TransportError};
 use crate::thrift::{self, Binary, Process};
 
 /// How a collector request authenticates.
@@ -33,20 +29,14 @@ pub enum CollectorAuth {
 /// application/x-thrift` and optional basic or bearer authentication.
 #[derive(Debug)]
 pub struct HttpCollectorTransport {
-    uri: http::Uri,
-    authorization: Option<http::HeaderValue>,
-    headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    timeout: Duration,
-    client: HttpClient,
+    endpoint: HttpEndpoint,
 }
 
 impl HttpCollectorTransport {
     /// A transport posting to `endpoint` (the full URL, such as
     /// `http://localhost:14268/api/traces`).
     pub fn new(endpoint: &str, auth: CollectorAuth) -> Result<Self, TransportError> {
-        let uri: http::Uri = endpoint.parse().map_err(|e| {
-            TransportError::Permanent(format!("invalid collector URL {endpoint:?}: {e}"))
-        })?;
+        let mut endpoint = HttpEndpoint::new(endpoint, "collector", Duration::from_secs(5))?;
         let authorization = match auth {
             CollectorAuth::None => None,
             CollectorAuth::Basic { user, password } => Some(format!(
@@ -54,30 +44,24 @@ impl HttpCollectorTransport {
                 base64(format!("{user}:{password}").as_bytes())
             )),
             CollectorAuth::Bearer(token) => Some(format!("Bearer {token}")),
+        };
+        if let Some(a) = authorization {
+            let v = http::HeaderValue::try_from(a)
+                .map_err(|e| TransportError::Permanent(format!("invalid credentials: {e}")))?;
+            endpoint.headers.push((http::header::AUTHORIZATION, v));
         }
-        .map(|v| {
-            http::HeaderValue::try_from(v)
-                .map_err(|e| TransportError::Permanent(format!("invalid credentials: {e}")))
-        })
-        .transpose()?;
-        Ok(HttpCollectorTransport {
-            uri,
-            authorization,
-            headers: Vec::new(),
-            timeout: Duration::from_secs(5),
-            client: http_client(),
-        })
+        Ok(HttpCollectorTransport { endpoint })
     }
 
     /// Adds a header to every request.
     pub fn with_header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.endpoint.headers.push((name, value));
         self
     }
 
     /// Sets the request timeout (default 5 s).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.endpoint.timeout = timeout;
         self
     }
 
@@ -94,29 +78,6 @@ impl HttpCollectorTransport {
         thrift::write_batch(&mut Binary, &mut out, &process, &refs, None, None);
         out
     }
-
-    async fn post_batch(
-        &self,
-        body_bytes: Vec<u8>,
-        n: usize,
-    ) -> Result<SendOutcome, TransportError> {
-        let mut req = http::Request::post(self.uri.clone())
-            .header(http::header::CONTENT_TYPE, "application/x-thrift")
-            .body(body(Full::new(Bytes::from(body_bytes))))
-            .map_err(|e| TransportError::Permanent(e.to_string()))?;
-        if let Some(a) = &self.authorization {
-            req.headers_mut()
-                .insert(http::header::AUTHORIZATION, a.clone());
-        }
-        for (k, v) in &self.headers {
-            req.headers_mut().insert(k.clone(), v.clone());
-        }
-        post(&self.client, req, self.timeout).await?;
-        Ok(SendOutcome {
-            sent: n,
-            ..SendOutcome::default()
-        })
-    }
 }
 
 impl Transport for HttpCollectorTransport {
@@ -126,7 +87,10 @@ impl Transport for HttpCollectorTransport {
         spans: &'a [Box<FinishedSpan>],
     ) -> SendFuture<'a> {
         let bytes = Self::encode(process, spans);
-        Box::pin(self.post_batch(bytes, spans.len()))
+        Box::pin(
+            self.endpoint
+                .post_batch("application/x-thrift", bytes, spans.len()),
+        )
     }
 
     fn name(&self) -> &'static str {

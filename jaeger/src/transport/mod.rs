@@ -114,6 +114,52 @@ pub(crate) fn retryable_status(status: http::StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 502 | 503 | 504)
 }
 
+/// A URL that batches are sent to with `POST`, with fixed extra headers (auth,
+/// `OTEL_EXPORTER_OTLP_HEADERS`) and a timeout: what the collector and
+/// OTLP/HTTP transports share.
+#[derive(Debug)]
+pub(crate) struct HttpEndpoint {
+    pub(crate) uri: http::Uri,
+    pub(crate) headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub(crate) timeout: Duration,
+    pub(crate) client: HttpClient,
+}
+
+impl HttpEndpoint {
+    pub(crate) fn new(url: &str, what: &str, timeout: Duration) -> Result<Self, TransportError> {
+        let uri = url
+            .parse()
+            .map_err(|e| TransportError::Permanent(format!("invalid {what} URL {url:?}: {e}")))?;
+        Ok(HttpEndpoint {
+            uri,
+            headers: Vec::new(),
+            timeout,
+            client: http_client(),
+        })
+    }
+
+    /// POSTs `bytes`; `n` spans are reported sent on success.
+    pub(crate) async fn post_batch(
+        &self,
+        content_type: &'static str,
+        bytes: Vec<u8>,
+        n: usize,
+    ) -> Result<SendOutcome, TransportError> {
+        let mut req = http::Request::post(self.uri.clone())
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(body(http_body_util::Full::new(Bytes::from(bytes))))
+            .map_err(|e| TransportError::Permanent(e.to_string()))?;
+        for (k, v) in &self.headers {
+            req.headers_mut().insert(k.clone(), v.clone());
+        }
+        post(&self.client, req, self.timeout).await?;
+        Ok(SendOutcome {
+            sent: n,
+            ..SendOutcome::default()
+        })
+    }
+}
+
 /// Sends one HTTP request with a timeout, mapping failures to
 /// [`TransportError`].
 pub(crate) async fn post(

@@ -12,8 +12,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use http_body_util::Full;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -22,9 +20,9 @@ use opentelemetry_proto::tonic::trace::v1::{
 };
 use opentracing_api::{log_fields, tags, FinishedSpan, ReferenceKind, Tag, TagValue};
 
-use super::{
-    body, http_client, post, HttpClient, SendFuture, SendOutcome, Transport, TransportError,
-};
+#[cfg(feature = "otlp-grpc")]
+use super::SendOutcome;
+use super::{HttpEndpoint, SendFuture, Transport, TransportError};
 use crate::thrift::Process;
 
 fn any(v: &TagValue) -> AnyValue {
@@ -192,52 +190,28 @@ pub fn otlp_export_request(
 /// (port 4318).
 #[derive(Debug)]
 pub struct OtlpHttpTransport {
-    uri: http::Uri,
-    headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    timeout: Duration,
-    client: HttpClient,
+    endpoint: HttpEndpoint,
 }
 
 impl OtlpHttpTransport {
     /// A transport posting to `traces_url`, the full URL (for example
     /// `http://localhost:4318/v1/traces`).
     pub fn new(traces_url: &str) -> Result<Self, TransportError> {
-        let uri = traces_url.parse().map_err(|e| {
-            TransportError::Permanent(format!("invalid OTLP URL {traces_url:?}: {e}"))
-        })?;
         Ok(OtlpHttpTransport {
-            uri,
-            headers: Vec::new(),
-            timeout: Duration::from_secs(10),
-            client: http_client(),
+            endpoint: HttpEndpoint::new(traces_url, "OTLP", Duration::from_secs(10))?,
         })
     }
 
     /// Adds a header to every request (`OTEL_EXPORTER_OTLP_HEADERS`).
     pub fn with_header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.endpoint.headers.push((name, value));
         self
     }
 
     /// Sets the request timeout (default 10 s, as OpenTelemetry's).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.endpoint.timeout = timeout;
         self
-    }
-
-    async fn post_batch(&self, bytes: Vec<u8>, n: usize) -> Result<SendOutcome, TransportError> {
-        let mut req = http::Request::post(self.uri.clone())
-            .header(http::header::CONTENT_TYPE, "application/x-protobuf")
-            .body(body(Full::new(Bytes::from(bytes))))
-            .map_err(|e| TransportError::Permanent(e.to_string()))?;
-        for (k, v) in &self.headers {
-            req.headers_mut().insert(k.clone(), v.clone());
-        }
-        post(&self.client, req, self.timeout).await?;
-        Ok(SendOutcome {
-            sent: n,
-            ..SendOutcome::default()
-        })
     }
 }
 
@@ -250,7 +224,10 @@ impl Transport for OtlpHttpTransport {
         // Written directly: see `otlp_encode` (same bytes as prost, no
         // intermediate messages).
         let bytes = super::otlp_encode::encode_export_request(process, spans);
-        Box::pin(self.post_batch(bytes, spans.len()))
+        Box::pin(
+            self.endpoint
+                .post_batch("application/x-protobuf", bytes, spans.len()),
+        )
     }
 
     fn name(&self) -> &'static str {
