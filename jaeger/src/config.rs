@@ -386,6 +386,7 @@ impl JaegerTracerBuilder {
             self.queue_size,
             self.batch_size,
             metrics.clone(),
+            self.baggage.clone(),
         ));
         let remote = self.remote.map(|(endpoint, refresh, initial)| {
             // Polling more than once a second would hammer the agent.

@@ -27,10 +27,17 @@ pub(crate) struct Reporter {
     /// The worker has stopped: spans are dropped (and counted).
     closed: std::sync::atomic::AtomicBool,
     pub(crate) metrics: Arc<Metrics>,
+    /// The tracer's baggage allowlist, applied to recorded spans' items.
+    pub(crate) baggage: crate::tracer::BaggageRestrictions,
 }
 
 impl Reporter {
-    pub(crate) fn new(queue_size: usize, batch_size: usize, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        queue_size: usize,
+        batch_size: usize,
+        metrics: Arc<Metrics>,
+        baggage: crate::tracer::BaggageRestrictions,
+    ) -> Self {
         let queue_size = queue_size.clamp(1, MAX_QUEUE_SIZE);
         Reporter {
             queue: ArrayQueue::new(queue_size),
@@ -41,6 +48,7 @@ impl Reporter {
             notified: std::sync::atomic::AtomicBool::new(false),
             closed: std::sync::atomic::AtomicBool::new(false),
             metrics,
+            baggage,
         }
     }
 
@@ -77,6 +85,14 @@ impl Reporter {
 impl SpanRecorder for Reporter {
     fn recycled(&self) -> Option<Box<FinishedSpan>> {
         self.recycle.pop()
+    }
+
+    fn allows_baggage(&self, key: &str) -> bool {
+        self.baggage.allows(key)
+    }
+
+    fn baggage_refused(&self) {
+        Metrics::inc(&self.metrics.baggage_dropped);
     }
 
     fn record(&self, span: Box<FinishedSpan>) {

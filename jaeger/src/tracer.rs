@@ -83,6 +83,14 @@ pub(crate) struct Inner {
     pub(crate) worker: Option<Worker>,
 }
 
+impl BaggageRestrictions {
+    pub(crate) fn allows(&self, key: &str) -> bool {
+        self.allowed_keys
+            .as_ref()
+            .is_none_or(|keys| keys.iter().any(|a| a == key))
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // Ask the worker to send what is queued; do not wait in a destructor
@@ -204,10 +212,7 @@ impl JaegerTracer {
         let r = &self.inner.baggage;
         let mut out = Baggage::new();
         for (k, v) in baggage.iter() {
-            let allowed = r
-                .allowed_keys
-                .as_ref()
-                .is_none_or(|keys| keys.iter().any(|a| a == k));
+            let allowed = r.allows(k);
             if !allowed
                 || out
                     .insert_with_limits(k.to_owned(), v.to_owned(), &r.limits)

@@ -471,3 +471,21 @@ fn retries_do_not_duplicate_spans_in_secondary_transports() {
         "the exporter's outcome is reported"
     );
 }
+
+#[test]
+fn set_baggage_item_applies_the_allowlist_and_counts_refusals() {
+    let store = InMemoryTransport::new();
+    let tracer = tracer_with(&store)
+        .baggage_allowlist(["tenant"])
+        .build()
+        .unwrap();
+    let mut span = tracer.span("x").start();
+    span.set_baggage_item("tenant", "acme").unwrap();
+    assert_eq!(
+        span.set_baggage_item("secret", "x"),
+        Err(opentracing_api::BaggageError::KeyNotAllowed)
+    );
+    assert!(span.set_baggage_item("tenant", "v".repeat(10_000)).is_err());
+    assert_eq!(span.baggage_item("tenant"), Some("acme"));
+    assert_eq!(tracer.metrics().snapshot().baggage_dropped, 2);
+}

@@ -92,6 +92,9 @@ pub enum BaggageError {
         /// The limit.
         limit: usize,
     },
+    /// The tracer's allowlist does not include this key.
+    #[error("baggage key not allowed by the tracer's allowlist")]
+    KeyNotAllowed,
     /// The item would push the baggage over [`BaggageLimits::max_total_len`].
     #[error("baggage would grow to {len} bytes, over the limit of {limit}")]
     TooLarge {

@@ -118,6 +118,18 @@ pub trait SpanRecorder: Send + Sync {
     fn recycled(&self) -> Option<Box<FinishedSpan>> {
         None
     }
+
+    /// Whether a recorded span may set this baggage item (a tracer's key
+    /// allowlist). Called by [`Span::set_baggage_item`] before the limits
+    /// are checked; the default allows every key.
+    fn allows_baggage(&self, key: &str) -> bool {
+        let _ = key;
+        true
+    }
+
+    /// A recorded span refused a baggage item (key not allowed, or over a
+    /// limit): for the tracer's metrics. The default does nothing.
+    fn baggage_refused(&self) {}
 }
 
 struct Recording {
@@ -327,13 +339,26 @@ impl Span {
         key: impl Into<String>,
         value: impl Into<String>,
     ) -> Result<(), BaggageError> {
-        let limits = self
-            .recording
-            .as_ref()
-            .map_or(BaggageLimits::DEFAULT, |r| r.baggage_limits);
-        self.context
-            .baggage_mut()
-            .insert_with_limits(key.into(), value.into(), &limits)
+        let key = key.into();
+        let Some(r) = &self.recording else {
+            return self.context.baggage_mut().insert_with_limits(
+                key,
+                value.into(),
+                &BaggageLimits::DEFAULT,
+            );
+        };
+        if !r.recorder.allows_baggage(&key) {
+            r.recorder.baggage_refused();
+            return Err(BaggageError::KeyNotAllowed);
+        }
+        let result =
+            self.context
+                .baggage_mut()
+                .insert_with_limits(key, value.into(), &r.baggage_limits);
+        if result.is_err() {
+            r.recorder.baggage_refused();
+        }
+        result
     }
 
     /// One baggage item.
