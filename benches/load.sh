@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark of http-bench-server: every mode, interleaved, for ROUNDS
-# rounds; the server pinned to CPU 0 with one worker, wrk pinned to CPU 1;
+# rounds; the server pinned to CPU 0 with one worker, wrk and the sink
+# pinned to CPU 1;
 # our tracer and the OpenTelemetry stack both export OTLP/HTTP to the same
 # local sink. Reports requests/s, p50, p99 and peak RSS per mode as the
 # median ratio to `bare` over the rounds. Stops every process it started.
@@ -34,7 +35,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin/bench-sink" >"$OUT/sink.out" 2>&1 &
+# The sink shares wrk's core, never the server's: the server's core is the
+# resource being measured, and both stacks export to the same sink.
+taskset -c 1 "$bin/bench-sink" >"$OUT/sink.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do grep -q '^UDP' "$OUT/sink.out" 2>/dev/null && break; sleep 0.1; done
 http_port=$(awk '/^HTTP/ {print $2}' "$OUT/sink.out")
