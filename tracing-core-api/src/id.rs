@@ -239,10 +239,56 @@ const fn hex_table(upper: bool) -> [u8; 256] {
     t
 }
 
-/// Parses up to 16 hex digits with a lookup table; `None` on any invalid
-/// byte. The caller checks the length.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Per byte of `x` (every byte below 0x80): 0x80 where the byte is at least
+/// `c`, else 0. Adding `0x80 - c` to a byte below 0x80 cannot carry into the
+/// next byte, so the bytes are compared independently.
 #[inline]
-fn parse_u64_with(table: &[u8; 256], hex: &[u8]) -> Option<u64> {
+const fn ge(x: u64, c: u8) -> u64 {
+    x.wrapping_add(ONES * (0x80 - c as u64)) & HIGHS
+}
+
+/// Eight ASCII hex digits (big-endian in `x`) to their value, SWAR style;
+/// `None` unless every byte is `0-9`, `a-f`, or (when `upper`) `A-F`.
+#[inline]
+fn parse8(x: u64, upper: bool) -> Option<u32> {
+    if x & HIGHS != 0 {
+        return None;
+    }
+    let digit = ge(x, b'0') & !ge(x, b'9' + 1);
+    let letters = if upper { x | (ONES * 0x20) } else { x };
+    let alpha = ge(letters, b'a') & !ge(letters, b'f' + 1);
+    if (digit | alpha) != HIGHS {
+        return None;
+    }
+    // '0'-'9' -> low nibble; 'a'-'f' / 'A'-'F' (bit 6 set) -> low nibble + 9.
+    let v = (x & (ONES * 0x0f)) + 9 * ((x >> 6) & ONES);
+    let v = (v | (v >> 4)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v | (v >> 8)) & 0x0000_ffff_0000_ffff;
+    let v = (v | (v >> 16)) & 0x0000_0000_ffff_ffff;
+    Some(v as u32)
+}
+
+/// Exactly 16 hex digits, eight at a time.
+#[inline]
+fn parse16(hex: &[u8], upper: bool) -> Option<u64> {
+    let (a, b) = hex.split_at(8);
+    let hi = parse8(u64::from_be_bytes(a.try_into().ok()?), upper)?;
+    let lo = parse8(u64::from_be_bytes(b.try_into().ok()?), upper)?;
+    Some((u64::from(hi) << 32) | u64::from(lo))
+}
+
+/// Parses up to 16 hex digits with a lookup table (16 at once when there
+/// are exactly 16, the padded form every Go and W3C sender uses); `None` on
+/// any invalid byte. The caller checks the length.
+#[inline]
+fn parse_u64_with(upper: bool, hex: &[u8]) -> Option<u64> {
+    if hex.len() == 16 {
+        return parse16(hex, upper);
+    }
+    let table = if upper { &HEX_ANY } else { &HEX_LOWER };
     let mut v: u64 = 0;
     let mut bad: u8 = 0;
     for &b in hex {
@@ -259,7 +305,7 @@ pub(crate) fn parse_hex_u64(hex: &[u8]) -> Option<u64> {
     if hex.is_empty() || hex.len() > 16 {
         return None;
     }
-    parse_u64_with(&HEX_ANY, hex)
+    parse_u64_with(true, hex)
 }
 
 /// Parses 1..=32 hex digits of either case.
@@ -272,10 +318,7 @@ pub(crate) fn parse_hex_u128(hex: &[u8]) -> Option<u128> {
         return None;
     }
     let (high, low) = hex.split_at(hex.len() - 16);
-    Some(
-        (u128::from(parse_u64_with(&HEX_ANY, high)?) << 64)
-            | u128::from(parse_u64_with(&HEX_ANY, low)?),
-    )
+    Some((u128::from(parse_u64_with(true, high)?) << 64) | u128::from(parse_u64_with(true, low)?))
 }
 
 /// Parses exactly 16 lower-case hex digits (W3C's strict form).
@@ -284,7 +327,7 @@ pub(crate) fn parse_lower_hex_u64(hex: &[u8]) -> Option<u64> {
     if hex.len() != 16 {
         return None;
     }
-    parse_u64_with(&HEX_LOWER, hex)
+    parse_u64_with(false, hex)
 }
 
 /// Parses exactly 2 lower-case hex digits.
@@ -293,7 +336,7 @@ pub(crate) fn parse_lower_hex_u8(hex: &[u8]) -> Option<u8> {
     if hex.len() != 2 {
         return None;
     }
-    parse_u64_with(&HEX_LOWER, hex).map(|v| v as u8)
+    parse_u64_with(false, hex).map(|v| v as u8)
 }
 
 /// Nibble value of one hex digit of either case.
@@ -389,8 +432,55 @@ mod tests {
             Some(0x00f0_67aa_0ba9_02b7)
         );
         assert_eq!(parse_lower_hex_u64(b"00F067aa0ba902b7"), None);
+        assert_eq!(
+            SpanId::from_hex(b"00F067AA0BA902B7"),
+            Some(SpanId::from_u64(0x00f0_67aa_0ba9_02b7))
+        );
+        assert_eq!(
+            TraceId::from_hex(b"4BF92F3577B34DA6A3CE929D0E0E4736").map(TraceId::to_u128),
+            Some(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736)
+        );
         assert_eq!(parse_lower_hex_u8(b"0g"), None);
         assert_eq!(hex_val(b'F'), Some(15));
+    }
+
+    /// The 16-digit fast path agrees with the byte-at-a-time table on every
+    /// valid input shape and on every single-byte corruption of one.
+    #[test]
+    fn swar_matches_the_table() {
+        fn table(t: &[u8; 256], hex: &[u8]) -> Option<u64> {
+            let mut v = 0u64;
+            for &b in hex {
+                let n = t[usize::from(b)];
+                if n & INVALID != 0 {
+                    return None;
+                }
+                v = (v << 4) | u64::from(n);
+            }
+            Some(v)
+        }
+        let samples = [
+            *b"0123456789abcdef",
+            *b"ABCDEF0123456789",
+            *b"ffffffffffffffff",
+            *b"0000000000000000",
+            *b"00f067aa0ba902b7",
+            *b"4bf92f3577b34da6",
+            *b"a3CE929d0E0e4736",
+        ];
+        for sample in samples {
+            for upper in [true, false] {
+                let t = if upper { &HEX_ANY } else { &HEX_LOWER };
+                assert_eq!(parse16(&sample, upper), table(t, &sample), "{sample:?}");
+                for i in 0..16 {
+                    for b in 0..=255u8 {
+                        let mut m = sample;
+                        m[i] = b;
+                        assert_eq!(parse16(&m, upper), table(t, &m), "{m:?} upper={upper}");
+                    }
+                }
+            }
+        }
         assert!(TraceFlags::from_u8(3).is_debug());
         assert_eq!(TraceFlags::NONE.with_sampled(true), TraceFlags::SAMPLED);
     }
