@@ -14,10 +14,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
-use http::Request;
 use http_body_util::BodyExt;
 use opentracing_api::{NoopTracer, Tracer};
 use opentracing_jaeger::sampler::ConstSampler;
@@ -25,23 +23,12 @@ use opentracing_jaeger::{Exporter, ExtractPolicy, JaegerTracer};
 use opentracing_tower::TracingLayer;
 use tower::ServiceExt;
 
-fn request() -> Request<Body> {
-    Request::get("/users/42")
-        .header("host", "127.0.0.1:8080")
-        .header(
-            "uber-trace-id",
-            "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1",
-        )
-        .header(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )
-        .body(Body::empty())
-        .unwrap()
-}
-
 async fn call(app: &Router) {
-    let resp = app.clone().oneshot(request()).await.unwrap();
+    let resp = app
+        .clone()
+        .oneshot(benchmarks::traced_request().unwrap())
+        .await
+        .unwrap();
     black_box(resp.into_body().collect().await.unwrap());
 }
 

@@ -31,6 +31,23 @@ pub fn users_app() -> Router {
     Router::new().route("/users/{id}", get(user))
 }
 
+/// `GET /users/42` with a sampled `uber-trace-id` and `traceparent`, as the
+/// load runs send it.
+pub fn traced_request() -> Option<Request<Body>> {
+    Request::get("/users/42")
+        .header("host", "127.0.0.1:8080")
+        .header(
+            "uber-trace-id",
+            "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1",
+        )
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .body(Body::empty())
+        .ok()
+}
+
 /// An OpenTelemetry tracer provider with the batch processor, `exporter`,
 /// and the always-on or always-off sampler.
 pub fn otel_provider<E>(exporter: E, sampled: bool) -> opentelemetry_sdk::trace::SdkTracerProvider

@@ -8,9 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::Router;
-use http::Request;
 use http_body_util::BodyExt;
 use opentracing_api::{NoopTracer, Tracer};
 use opentracing_jaeger::sampler::ConstSampler;
@@ -18,24 +16,11 @@ use opentracing_jaeger::{Exporter, ExtractPolicy, JaegerTracer};
 use opentracing_tower::TracingLayer;
 use tower::ServiceExt;
 
-fn request() -> Option<Request<Body>> {
-    Request::get("/users/42")
-        .header("host", "127.0.0.1:8080")
-        .header(
-            "uber-trace-id",
-            "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1",
-        )
-        .header(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )
-        .body(Body::empty())
-        .ok()
-}
-
 async fn run(app: Router, n: u64) {
     for _ in 0..n {
-        let Some(req) = request() else { return };
+        let Some(req) = benchmarks::traced_request() else {
+            return;
+        };
         let Ok(resp) = app.clone().oneshot(req).await;
         let _ = resp.into_body().collect().await;
     }
