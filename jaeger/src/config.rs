@@ -113,8 +113,9 @@ pub const DEFAULT_SAMPLING_ENDPOINT: &str = "http://127.0.0.1:5778/sampling";
 /// until the first successful poll"), export over OTLP/HTTP to
 /// `http://localhost:4318/v1/traces`, queue 2048 spans, send batches of up
 /// to 512 spans at least every second, extract Jaeger, W3C and B3 headers
-/// and inject all of them (Jaeger, W3C trace context and baggage, B3
-/// multi-header), and 128-bit trace ids, as W3C and OTLP expect.
+/// and inject Jaeger and W3C ones (trace context and baggage: B3 is
+/// understood from Zipkin-instrumented callers but not sent on), and
+/// 128-bit trace ids, as W3C and OTLP expect.
 #[must_use]
 pub struct JaegerTracerBuilder {
     service_name: String,
@@ -436,12 +437,14 @@ impl JaegerTracerBuilder {
                 });
             })?;
         let propagator = self.propagator.unwrap_or_else(|| {
-            Box::new(propagator_for(&[
-                PropagationFormat::Jaeger,
-                PropagationFormat::TraceContext,
-                PropagationFormat::Baggage,
-                PropagationFormat::B3Multi,
-            ]))
+            Box::new(
+                propagator_for(&[
+                    PropagationFormat::Jaeger,
+                    PropagationFormat::TraceContext,
+                    PropagationFormat::Baggage,
+                ])
+                .extracting_also(vec![Box::new(B3Propagator::new())]),
+            )
         });
         Ok(JaegerTracer {
             inner: Arc::new(Inner {

@@ -489,3 +489,30 @@ fn set_baggage_item_applies_the_allowlist_and_counts_refusals() {
     assert_eq!(span.baggage_item("tenant"), Some("acme"));
     assert_eq!(tracer.metrics().snapshot().baggage_dropped, 2);
 }
+
+#[test]
+fn default_propagation_reads_b3_but_sends_jaeger_and_w3c() {
+    let tracer = JaegerTracer::builder("x")
+        .exporter(Exporter::None)
+        .build()
+        .unwrap();
+    let incoming = headers(&[
+        ("x-b3-traceid", "4bf92f3577b34da6a3ce929d0e0e4736"),
+        ("x-b3-spanid", "00f067aa0ba902b7"),
+        ("x-b3-sampled", "1"),
+    ]);
+    let parent = tracer
+        .extract(Format::HttpHeaders, &incoming)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        parent.trace_id().to_hex32(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    let span = tracer.span("x").child_of(&parent).start();
+    let mut out = HashMap::new();
+    tracer.inject(span.context(), Format::HttpHeaders, &mut out);
+    let mut keys: Vec<_> = out.keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["traceparent", "uber-trace-id"]);
+}

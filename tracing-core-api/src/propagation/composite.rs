@@ -32,12 +32,25 @@ use crate::{Extractor, Format, Injector, SpanContext};
 #[derive(Debug)]
 pub struct CompositePropagator {
     propagators: Vec<Box<dyn Propagator>>,
+    /// Read after `propagators`, never written: formats to understand from
+    /// callers without sending them on (B3 from Zipkin-instrumented peers).
+    extract_only: Vec<Box<dyn Propagator>>,
 }
 
 impl CompositePropagator {
     /// A composite of `propagators`, in priority order.
     pub fn new(propagators: Vec<Box<dyn Propagator>>) -> Self {
-        CompositePropagator { propagators }
+        CompositePropagator {
+            propagators,
+            extract_only: Vec::new(),
+        }
+    }
+
+    /// Also extracts these formats (after the others), without injecting
+    /// them.
+    pub fn extracting_also(mut self, propagators: Vec<Box<dyn Propagator>>) -> Self {
+        self.extract_only = propagators;
+        self
     }
 
     /// The propagators.
@@ -61,7 +74,7 @@ impl Propagator for CompositePropagator {
         let mut found: Option<SpanContext> = None;
         let mut partial: Option<SpanContext> = None;
         let mut first_error = None;
-        for p in &self.propagators {
+        for p in self.propagators.iter().chain(&self.extract_only) {
             // A trace context is found: only baggage or a debug id could
             // still be added, so skip the propagators that carry neither.
             if found.is_some() && !p.extracts_extras() {
