@@ -680,3 +680,82 @@ async fn client_spans_can_fail_on_4xx_and_metrics_see_renamed_operations() {
     assert_eq!(tag(client_span, tags::ERROR), Some(&TagValue::Bool(true)));
     assert_eq!(metrics.counts("custom name"), Some((1, 0)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_capture_is_opt_in_and_queries_can_be_redacted() {
+    let tracer = MockTracer::new();
+    let search = Router::new()
+        .route(
+            "/search",
+            get(|| async { ([("x-cache", "hit")], "results") }),
+        )
+        .layer(
+            TracingLayer::new(tracer.clone())
+                .with_request_headers([HeaderName::from_static("x-request-id")])
+                .with_response_headers([HeaderName::from_static("x-cache")])
+                .with_query(opentracing_tower::QueryPolicy::Redact),
+        );
+    let addr = serve(search).await;
+    get_with(
+        addr,
+        "/search?q=secret&page=2",
+        &[("x-request-id", "r-1"), ("authorization", "Bearer t")],
+    )
+    .await;
+    let spans = wait_for(&tracer, 1).await;
+    let s = &spans[0];
+    assert_eq!(
+        tag(s, "http.request.header.x-request-id"),
+        Some(&TagValue::from("r-1".to_owned()))
+    );
+    assert_eq!(
+        tag(s, "http.response.header.x-cache"),
+        Some(&TagValue::from("hit".to_owned()))
+    );
+    assert!(
+        s.tags.iter().all(|t| !t.key.contains("authorization")),
+        "only allowlisted headers"
+    );
+    assert_eq!(
+        tag(s, tags::HTTP_URL),
+        Some(&TagValue::from(format!(
+            "http://{addr}/search?q=REDACTED&page=REDACTED"
+        )))
+    );
+
+    // Without an allowlist, no header is recorded.
+    let tracer = MockTracer::new();
+    let addr = serve(app(&tracer)).await;
+    get_with(addr, "/users/1", &[("x-request-id", "r-2")]).await;
+    let spans = wait_for(&tracer, 1).await;
+    assert!(spans[0]
+        .tags
+        .iter()
+        .all(|t| !t.key.starts_with("http.request.header.")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cancelled_before_its_response_finishes_the_span_as_failed() {
+    let tracer = MockTracer::new();
+    let mut svc = ServiceBuilder::new()
+        .layer(TracingLayer::new(tracer.clone()))
+        .service(tower::service_fn(|_req: Request<Full<Bytes>>| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new())))
+        }));
+    let fut = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::get("/slow").body(Full::new(Bytes::new())).unwrap());
+    assert!(tokio::time::timeout(Duration::from_millis(20), fut)
+        .await
+        .is_err());
+    let spans = tracer.finished_spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(tag(&spans[0], tags::ERROR), Some(&TagValue::Bool(true)));
+    assert!(spans[0].logs[0]
+        .fields
+        .iter()
+        .any(|f| f.value.as_str() == Some("cancelled")));
+}
