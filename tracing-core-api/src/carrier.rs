@@ -52,6 +52,13 @@ pub trait Extractor {
 
     /// Calls `f` for every key/value pair.
     fn for_each(&self, f: &mut dyn FnMut(&str, &[u8]));
+
+    /// Every value of a header that may be repeated, joined with `,` as
+    /// RFC 7230 combines list-valued header lines (`tracestate`,
+    /// `baggage`). Carriers with one value per key return it as is.
+    fn get_joined(&self, name: &HeaderName) -> Option<std::borrow::Cow<'_, [u8]>> {
+        self.get_header(name).map(std::borrow::Cow::Borrowed)
+    }
 }
 
 impl Injector for HeaderMap {
@@ -78,6 +85,20 @@ impl Extractor for HeaderMap {
 
     fn get_header(&self, name: &HeaderName) -> Option<&[u8]> {
         HeaderMap::get(self, name).map(HeaderValue::as_bytes)
+    }
+
+    fn get_joined(&self, name: &HeaderName) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let mut values = self.get_all(name).iter();
+        let first = values.next()?.as_bytes();
+        let Some(second) = values.next() else {
+            return Some(std::borrow::Cow::Borrowed(first));
+        };
+        let mut joined = first.to_vec();
+        for v in std::iter::once(second).chain(values) {
+            joined.push(b',');
+            joined.extend_from_slice(v.as_bytes());
+        }
+        Some(std::borrow::Cow::Owned(joined))
     }
 
     fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
@@ -150,6 +171,9 @@ impl<T: Extractor + ?Sized> Extractor for &T {
     }
     fn get_header(&self, name: &HeaderName) -> Option<&[u8]> {
         (**self).get_header(name)
+    }
+    fn get_joined(&self, name: &HeaderName) -> Option<std::borrow::Cow<'_, [u8]>> {
+        (**self).get_joined(name)
     }
     fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
         (**self).for_each(f);

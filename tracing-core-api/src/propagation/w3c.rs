@@ -106,27 +106,59 @@ impl TraceContextPropagator {
     }
 }
 
-fn valid_tracestate(v: &[u8]) -> Option<&str> {
-    if v.len() > MAX_TRACESTATE_LEN || !v.iter().all(|&b| (0x20..0x7f).contains(&b) || b == b'\t') {
+/// A `tracestate` key: `simple-key` or `tenant@system`, lower-case letters,
+/// digits and `_-*/` (W3C Trace Context, section 3.3.1.3.1).
+fn valid_key(k: &str) -> bool {
+    let part = |p: &str, max: usize, first_digit_ok: bool| {
+        !p.is_empty()
+            && p.len() <= max
+            && p.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || (first_digit_ok && b.is_ascii_digit()))
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-*/".contains(&b))
+    };
+    match k.split_once('@') {
+        None => part(k, 256, false),
+        Some((tenant, system)) => part(tenant, 241, true) && part(system, 14, false),
+    }
+}
+
+/// A `tracestate` value: 1 to 256 printable ASCII characters except `,`
+/// and `=`, not ending in a space.
+fn valid_value(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 256
+        && !v.ends_with(' ')
+        && v.bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+}
+
+/// The `tracestate` to carry through, or `None` when it breaks the
+/// specification's grammar (then it is dropped, the trace context is kept).
+fn valid_tracestate(v: &[u8]) -> Option<String> {
+    if v.len() > MAX_TRACESTATE_LEN {
         return None;
     }
-    let s = std::str::from_utf8(v).ok()?.trim();
-    let members = s.split(',').filter(|m| !m.trim().is_empty()).count();
-    if s.is_empty() || members > MAX_TRACESTATE_MEMBERS {
-        return None;
-    }
-    if !s
+    let s = std::str::from_utf8(v).ok()?;
+    let mut keys: Vec<&str> = Vec::new();
+    let mut members: Vec<&str> = Vec::new();
+    for m in s
         .split(',')
-        .map(str::trim)
+        .map(|m| m.trim_matches([' ', '\t']))
         .filter(|m| !m.is_empty())
-        .all(|m| {
-            m.split_once('=')
-                .is_some_and(|(k, v)| !k.is_empty() && !v.is_empty())
-        })
     {
-        return None;
+        let (k, val) = m.split_once('=')?;
+        if !valid_key(k) || !valid_value(val) || keys.contains(&k) {
+            return None;
+        }
+        keys.push(k);
+        members.push(m);
+        if members.len() > MAX_TRACESTATE_MEMBERS {
+            return None;
+        }
     }
-    Some(s)
+    (!members.is_empty()).then(|| members.join(","))
 }
 
 impl Propagator for TraceContextPropagator {
@@ -150,11 +182,13 @@ impl Propagator for TraceContextPropagator {
         };
         let cx = Self::parse_traceparent(v)
             .map_err(|r| ExtractError::malformed_static(TRACEPARENT, r))?;
-        let ts = carrier.get_header(&TRACESTATE_H).and_then(valid_tracestate);
-        Ok(Some(if ts.is_some() {
-            cx.with_trace_state(ts)
-        } else {
-            cx
+        // Repeated `tracestate` lines are one list (RFC 7230).
+        let ts = carrier
+            .get_joined(&TRACESTATE_H)
+            .and_then(|v| valid_tracestate(&v));
+        Ok(Some(match ts {
+            Some(ts) => cx.with_trace_state(Some(&ts)),
+            None => cx,
         }))
     }
 
@@ -291,10 +325,10 @@ impl Propagator for W3CBaggagePropagator {
         _: Format,
         carrier: &dyn Extractor,
     ) -> Result<Option<SpanContext>, ExtractError> {
-        let Some(v) = carrier.get_header(&BAGGAGE_H) else {
+        let Some(v) = carrier.get_joined(&BAGGAGE_H) else {
             return Ok(None);
         };
-        let baggage = self.parse(v);
+        let baggage = self.parse(&v);
         if baggage.is_empty() {
             return Ok(None);
         }
@@ -373,6 +407,51 @@ mod tests {
         assert_eq!(
             out["traceparent"],
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        // Repeated header lines are one list (RFC 7230), invalid members drop
+        // the whole tracestate but never the trace.
+        let mut hm = http::HeaderMap::new();
+        hm.insert(
+            "traceparent",
+            http::HeaderValue::from_static(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        );
+        hm.append(
+            "tracestate",
+            http::HeaderValue::from_static("congo=t61rcWkgMzE"),
+        );
+        hm.append(
+            "tracestate",
+            http::HeaderValue::from_static("rojo=00f067aa0ba902b7"),
+        );
+        let cx = p.extract(Format::HttpHeaders, &hm).unwrap().unwrap();
+        assert_eq!(
+            cx.trace_state(),
+            Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+        );
+        for bad in [
+            "Congo=x",
+            "congo=x,congo=y",
+            "congo=",
+            "=x",
+            "congo=a=b",
+            "t@vendorwaytoolongname=x",
+        ] {
+            h.insert("tracestate".to_owned(), bad.to_owned());
+            let cx = p.extract(Format::HttpHeaders, &h).unwrap().unwrap();
+            assert_eq!(cx.trace_state(), None, "{bad}");
+        }
+        h.insert(
+            "tracestate".to_owned(),
+            "tenant@vendor=v1, 0tenant@sys=v2".to_owned(),
+        );
+        assert_eq!(
+            p.extract(Format::HttpHeaders, &h)
+                .unwrap()
+                .unwrap()
+                .trace_state(),
+            Some("tenant@vendor=v1,0tenant@sys=v2")
         );
         let many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
         h.insert("tracestate".to_owned(), many.join(","));
