@@ -64,20 +64,16 @@ impl Tracked {
     }
 
     /// Finishes the span and tells the observer.
+    ///
+    /// The observer gets the operation name the span started with (the
+    /// route template), not a name a handler set later: that keeps metrics
+    /// per endpoint stable, bounded, and the same for sampled and unsampled
+    /// requests (renaming only affects recorded spans).
     pub(crate) fn finish(self) {
-        // The handler may have renamed the span (`set_operation_name`):
-        // the observer gets the final name.
-        let renamed = self.observer.as_ref().and_then(|_| {
-            self.span.with(|s| {
-                s.operation_name()
-                    .filter(|n| *n != self.operation)
-                    .map(str::to_owned)
-            })
-        });
         self.span.finish();
         if let Some(o) = &self.observer {
             o.on_finish(&RequestOutcome {
-                operation: renamed.as_deref().unwrap_or(&self.operation),
+                operation: &self.operation,
                 status: self.status,
                 duration: self.started.elapsed(),
                 error: self.error,

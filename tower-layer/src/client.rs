@@ -137,6 +137,22 @@ impl<S: fmt::Debug, T> fmt::Debug for ClientTracingService<S, T> {
     }
 }
 
+/// The destination host: from the URI, or from the `Host` header for
+/// path-only URIs.
+fn host_of(uri: &http::Uri, headers: &http::HeaderMap) -> Option<String> {
+    uri.host().map(str::to_owned).or_else(|| {
+        headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.parse::<http::uri::Authority>().ok())
+            .map(|a| a.host().to_owned())
+    })
+}
+
+fn request_host<B>(req: &Request<B>) -> Option<String> {
+    host_of(req.uri(), req.headers())
+}
+
 impl<S, T, B, ResB> Service<Request<B>> for ClientTracingService<S, T>
 where
     S: Service<Request<B>, Response = Response<ResB>>,
@@ -155,6 +171,15 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let config = &*self.config;
         if self.tracer.is_noop() {
+            // Nothing to inject, but headers forwarded from a caller must
+            // still not reach a denied destination.
+            let mut req = req;
+            if !matches!(config.inject, InjectPolicy::All) {
+                let host = request_host(&req);
+                if !config.inject.allows(host.as_deref()) {
+                    crate::policy::strip_trace_headers(req.headers_mut());
+                }
+            }
             return ResponseFuture::new(self.inner.call(req), None, config.response.clone());
         }
         let started = Instant::now();
@@ -164,15 +189,7 @@ where
             None => method(&parts.method),
         };
         let is_head = parts.method == http::Method::HEAD;
-        // The host from the URI, or from the Host header for path-only URIs.
-        let host = parts.uri.host().map(str::to_owned).or_else(|| {
-            parts
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .and_then(|h| h.parse::<http::uri::Authority>().ok())
-                .map(|a| a.host().to_owned())
-        });
+        let host = host_of(&parts.uri, &parts.headers);
         let port = parts.uri.port_u16().or(match parts.uri.scheme_str() {
             Some("https") => Some(443),
             Some("http") => Some(80),

@@ -62,7 +62,9 @@ impl Default for ServerConfig {
 /// error log for 5xx responses, service errors, panics, body errors and
 /// responses abandoned by the client. It is the current span while the
 /// inner service runs, and is in the request's extensions as a
-/// [`SharedSpan`]. It finishes when the response body has been sent.
+/// [`SharedSpan`] (except with a no-op tracer, and for requests the filter
+/// skips: read it with `CurrentSpan`, which falls back to a no-op span). It
+/// finishes when the response body has been sent.
 ///
 /// ```
 /// use axum::{routing::get, Router};

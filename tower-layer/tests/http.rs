@@ -651,7 +651,7 @@ async fn denied_destinations_do_not_get_forwarded_trace_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_spans_can_fail_on_4xx_and_metrics_see_renamed_operations() {
+async fn client_spans_can_fail_on_4xx_and_metrics_keep_the_route_name() {
     let tracer = MockTracer::new();
     let metrics = Arc::new(RpcMetrics::default());
     let app = Router::new()
@@ -678,7 +678,19 @@ async fn client_spans_can_fail_on_4xx_and_metrics_see_renamed_operations() {
         .find(|s| tag(s, tags::SPAN_KIND) == Some(&TagValue::from("client")))
         .unwrap();
     assert_eq!(tag(client_span, tags::ERROR), Some(&TagValue::Bool(true)));
-    assert_eq!(metrics.counts("custom name"), Some((1, 0)));
+    assert_eq!(
+        metrics.counts("GET /renamed"),
+        Some((1, 0)),
+        "stable endpoint names, whatever the handler sets"
+    );
+    let server_span = spans
+        .iter()
+        .find(|s| tag(s, tags::SPAN_KIND) == Some(&TagValue::from("server")))
+        .unwrap();
+    assert_eq!(
+        server_span.operation_name, "custom name",
+        "the span itself is renamed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -758,4 +770,24 @@ async fn a_request_cancelled_before_its_response_finishes_the_span_as_failed() {
         .fields
         .iter()
         .any(|f| f.value.as_str() == Some("cancelled")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_noop_tracer_still_strips_forwarded_headers_for_denied_hosts() {
+    let (addr, seen) = recording_server().await;
+    let svc = ServiceBuilder::new()
+        .layer(
+            ClientTracingLayer::new(opentracing_api::NoopTracer)
+                .with_inject_policy(InjectPolicy::allowlist(["*.internal"])),
+        )
+        .service(client());
+    let mut req = Request::get(format!("http://{addr}/downstream"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    req.headers_mut()
+        .insert("uber-trace-id", HeaderValue::from_static("1:2:0:1"));
+    let resp = svc.oneshot(req).await.unwrap();
+    let _ = resp.into_body().collect().await.unwrap();
+    let headers = seen.lock().unwrap().pop().unwrap();
+    assert!(!headers.contains_key("uber-trace-id"), "{headers:?}");
 }

@@ -34,6 +34,12 @@ pub trait Injector {
     fn set_header(&mut self, name: &HeaderName, value: String) {
         self.set(name.as_str(), value);
     }
+
+    /// Removes `name` if present (used to drop stale headers of formats a
+    /// propagator reads but does not write). The default does nothing.
+    fn remove(&mut self, name: &HeaderName) {
+        let _ = name;
+    }
 }
 
 /// Something a propagator can read key/value pairs from.
@@ -76,6 +82,10 @@ impl Injector for HeaderMap {
             self.insert(name.clone(), value);
         }
     }
+
+    fn remove(&mut self, name: &HeaderName) {
+        HeaderMap::remove(self, name);
+    }
 }
 
 impl Extractor for HeaderMap {
@@ -112,6 +122,10 @@ impl<S: BuildHasher> Injector for HashMap<String, String, S> {
     fn set(&mut self, key: &str, value: String) {
         self.insert(key.to_owned(), value);
     }
+
+    fn remove(&mut self, name: &HeaderName) {
+        self.retain(|k, _| !k.eq_ignore_ascii_case(name.as_str()));
+    }
 }
 
 impl<S: BuildHasher> Extractor for HashMap<String, String, S> {
@@ -135,6 +149,10 @@ impl<S: BuildHasher> Extractor for HashMap<String, String, S> {
 impl Injector for BTreeMap<String, String> {
     fn set(&mut self, key: &str, value: String) {
         self.insert(key.to_owned(), value);
+    }
+
+    fn remove(&mut self, name: &HeaderName) {
+        self.retain(|k, _| !k.eq_ignore_ascii_case(name.as_str()));
     }
 }
 
@@ -162,6 +180,9 @@ impl<T: Injector + ?Sized> Injector for &mut T {
     }
     fn set_header(&mut self, name: &HeaderName, value: String) {
         (**self).set_header(name, value);
+    }
+    fn remove(&mut self, name: &HeaderName) {
+        (**self).remove(name);
     }
 }
 

@@ -225,6 +225,10 @@ impl Propagator for B3Propagator {
     fn extracts_extras(&self) -> bool {
         false
     }
+
+    fn fields(&self) -> &'static [&'static str] {
+        &[B3, TRACE_ID, SPAN_ID, PARENT_ID, SAMPLED, FLAGS]
+    }
 }
 
 #[cfg(test)]

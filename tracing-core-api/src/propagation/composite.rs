@@ -64,6 +64,16 @@ impl Propagator for CompositePropagator {
         for p in &self.propagators {
             p.inject(cx, format, carrier);
         }
+        // Formats only read must not go out stale (a proxy forwarding the
+        // headers it received would otherwise send the caller's B3 ids next
+        // to this span's context).
+        for p in &self.extract_only {
+            for name in p.fields() {
+                if let Ok(h) = http::HeaderName::from_bytes(name.as_bytes()) {
+                    carrier.remove(&h);
+                }
+            }
+        }
     }
 
     fn extract(
@@ -75,9 +85,11 @@ impl Propagator for CompositePropagator {
         let mut partial: Option<SpanContext> = None;
         let mut first_error = None;
         for p in self.propagators.iter().chain(&self.extract_only) {
-            // A trace context is found: only baggage or a debug id could
-            // still be added, so skip the propagators that carry neither.
-            if found.is_some() && !p.extracts_extras() {
+            // A trace context with a sampling decision is found: only
+            // baggage or a debug id could still be added, so skip the
+            // propagators that carry neither.
+            if found.as_ref().is_some_and(SpanContext::is_sampling_decided) && !p.extracts_extras()
+            {
                 continue;
             }
             match p.extract(format, carrier) {
@@ -223,5 +235,58 @@ mod tests {
             w3c.extract_binary(&buf),
             Err(ExtractError::UnsupportedFormat { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod skip_tests {
+    use super::*;
+    use crate::{B3Propagator, TraceContextPropagator};
+    use std::collections::HashMap;
+
+    #[test]
+    fn an_undecided_context_still_takes_a_later_sampling_decision() {
+        let p = CompositePropagator::new(vec![
+            Box::new(B3Propagator::new()),
+            Box::new(TraceContextPropagator::new()),
+        ]);
+        let mut h = HashMap::new();
+        h.insert(
+            "x-b3-traceid".to_owned(),
+            "4bf92f3577b34da6a3ce929d0e0e4736".to_owned(),
+        );
+        h.insert("x-b3-spanid".to_owned(), "00f067aa0ba902b7".to_owned());
+        h.insert(
+            "traceparent".to_owned(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+        );
+        let cx = p.extract(Format::HttpHeaders, &h).unwrap().unwrap();
+        assert!(cx.is_sampling_decided() && cx.is_sampled());
+    }
+
+    #[test]
+    fn formats_only_read_are_cleared_on_inject() {
+        let p = CompositePropagator::new(vec![Box::new(TraceContextPropagator::new())])
+            .extracting_also(vec![Box::new(B3Propagator::new())]);
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "x-b3-traceid",
+            http::HeaderValue::from_static("0000000000000001"),
+        );
+        h.insert(
+            "b3",
+            http::HeaderValue::from_static("0000000000000001-0000000000000002-1"),
+        );
+        let cx = SpanContext::new(
+            crate::TraceId::from_u64(9),
+            crate::SpanId::from_u64(8),
+            crate::TraceFlags::SAMPLED,
+        );
+        p.inject(&cx, Format::HttpHeaders, &mut h);
+        assert!(h.contains_key("traceparent"));
+        assert!(
+            !h.contains_key("x-b3-traceid") && !h.contains_key("b3"),
+            "{h:?}"
+        );
     }
 }

@@ -415,6 +415,10 @@ impl Propagator for JaegerPropagator {
     fn name(&self) -> &'static str {
         "jaeger"
     }
+
+    fn fields(&self) -> &'static [&'static str] {
+        &["uber-trace-id", "jaeger-debug-id", "jaeger-baggage"]
+    }
 }
 
 struct Reader<'a>(&'a [u8]);

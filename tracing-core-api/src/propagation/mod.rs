@@ -126,6 +126,13 @@ pub trait Propagator: Send + Sync + fmt::Debug {
     fn extracts_extras(&self) -> bool {
         true
     }
+
+    /// The fixed header names this propagator writes, so that a composite
+    /// that only reads a format can remove stale copies a proxy forwarded.
+    /// Prefixed families (`uberctx-*`) are not listed. Default: none.
+    fn fields(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// A propagator that writes nothing and finds nothing.
@@ -167,6 +174,9 @@ impl<P: Propagator + ?Sized> Propagator for Box<P> {
     fn extracts_extras(&self) -> bool {
         (**self).extracts_extras()
     }
+    fn fields(&self) -> &'static [&'static str] {
+        (**self).fields()
+    }
 }
 
 impl<P: Propagator + ?Sized> Propagator for std::sync::Arc<P> {
@@ -191,6 +201,9 @@ impl<P: Propagator + ?Sized> Propagator for std::sync::Arc<P> {
     }
     fn extracts_extras(&self) -> bool {
         (**self).extracts_extras()
+    }
+    fn fields(&self) -> &'static [&'static str] {
+        (**self).fields()
     }
 }
 

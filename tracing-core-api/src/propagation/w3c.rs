@@ -199,6 +199,10 @@ impl Propagator for TraceContextPropagator {
     fn extracts_extras(&self) -> bool {
         false
     }
+
+    fn fields(&self) -> &'static [&'static str] {
+        &[TRACEPARENT, "tracestate"]
+    }
 }
 
 /// W3C Baggage: `baggage: key1=value1,key2=value2;property`.
@@ -337,6 +341,10 @@ impl Propagator for W3CBaggagePropagator {
 
     fn name(&self) -> &'static str {
         "baggage"
+    }
+
+    fn fields(&self) -> &'static [&'static str] {
+        &["baggage"]
     }
 }
 
