@@ -95,6 +95,10 @@ impl SpanRecorder for Reporter {
         Metrics::inc(&self.metrics.baggage_dropped);
     }
 
+    fn baggage_limits(&self) -> opentracing_api::BaggageLimits {
+        self.baggage.limits
+    }
+
     fn record(&self, span: Box<FinishedSpan>) {
         // `sampling.priority = 0` may have unsampled the span after it started.
         if !span.context.is_sampled() {

@@ -319,6 +319,15 @@ impl Tracer for JaegerTracer {
         let cx = SpanContext::from_parts(trace_id, span_id, parent_id, flags, baggage, trace_state);
         if !flags.is_sampled() {
             Metrics::inc(&m.spans_started_unsampled);
+            // Baggage restrictions must hold whether or not the trace is
+            // sampled; the handle costs a reference count, so only spans of
+            // a tracer that has restrictions beyond the defaults carry it.
+            if inner.baggage.allowed_keys.is_some()
+                || inner.baggage.limits != BaggageLimits::DEFAULT
+            {
+                let policy: Arc<dyn SpanRecorder> = inner.reporter.clone();
+                return Span::unrecorded_with_policy(cx, policy);
+            }
             return Span::unrecorded(cx);
         }
         Metrics::inc(&m.spans_started_sampled);

@@ -516,3 +516,22 @@ fn default_propagation_reads_b3_but_sends_jaeger_and_w3c() {
     keys.sort();
     assert_eq!(keys, ["traceparent", "uber-trace-id"]);
 }
+
+#[test]
+fn baggage_restrictions_hold_on_unsampled_spans_too() {
+    let tracer = JaegerTracer::builder("x")
+        .exporter(Exporter::None)
+        .sampler(ConstSampler(false))
+        .baggage_allowlist(["tenant"])
+        .build()
+        .unwrap();
+    let mut span = tracer.span("x").start();
+    assert!(!span.is_recording());
+    span.set_baggage_item("tenant", "acme").unwrap();
+    assert_eq!(
+        span.set_baggage_item("secret", "x"),
+        Err(opentracing_api::BaggageError::KeyNotAllowed)
+    );
+    assert_eq!(span.baggage_item("secret"), None);
+    assert_eq!(tracer.metrics().snapshot().baggage_dropped, 1);
+}

@@ -130,6 +130,13 @@ pub trait SpanRecorder: Send + Sync {
     /// A recorded span refused a baggage item (key not allowed, or over a
     /// limit): for the tracer's metrics. The default does nothing.
     fn baggage_refused(&self) {}
+
+    /// The limits for spans that carry this recorder only as their baggage
+    /// policy ([`Span::unrecorded_with_policy`]). Default
+    /// [`BaggageLimits::DEFAULT`].
+    fn baggage_limits(&self) -> BaggageLimits {
+        BaggageLimits::DEFAULT
+    }
 }
 
 struct Recording {
@@ -160,6 +167,9 @@ struct Recording {
 pub struct Span {
     context: SpanContext,
     recording: Option<Recording>,
+    /// For unrecorded spans of a tracer with baggage restrictions: where
+    /// `set_baggage_item` checks them.
+    policy: Option<Arc<dyn SpanRecorder>>,
 }
 
 impl Span {
@@ -169,6 +179,18 @@ impl Span {
         Span {
             context,
             recording: None,
+            policy: None,
+        }
+    }
+
+    /// A span that records nothing but applies `policy`'s baggage
+    /// restrictions (allowlist, limits, refusal counting) in
+    /// [`set_baggage_item`](Self::set_baggage_item). Does not allocate.
+    pub fn unrecorded_with_policy(context: SpanContext, policy: Arc<dyn SpanRecorder>) -> Self {
+        Span {
+            context,
+            recording: None,
+            policy: Some(policy),
         }
     }
 
@@ -217,6 +239,7 @@ impl Span {
                 recorder,
             }),
             context,
+            policy: None,
         };
         for t in tags {
             span.set_tag(t.key, t.value);
@@ -340,23 +363,27 @@ impl Span {
         value: impl Into<String>,
     ) -> Result<(), BaggageError> {
         let key = key.into();
-        let Some(r) = &self.recording else {
-            return self.context.baggage_mut().insert_with_limits(
-                key,
-                value.into(),
-                &BaggageLimits::DEFAULT,
-            );
+        let (recorder, limits) = match (&self.recording, &self.policy) {
+            (Some(r), _) => (&r.recorder, r.baggage_limits),
+            (None, Some(p)) => (p, p.baggage_limits()),
+            (None, None) => {
+                return self.context.baggage_mut().insert_with_limits(
+                    key,
+                    value.into(),
+                    &BaggageLimits::DEFAULT,
+                );
+            }
         };
-        if !r.recorder.allows_baggage(&key) {
-            r.recorder.baggage_refused();
+        if !recorder.allows_baggage(&key) {
+            recorder.baggage_refused();
             return Err(BaggageError::KeyNotAllowed);
         }
-        let result =
-            self.context
-                .baggage_mut()
-                .insert_with_limits(key, value.into(), &r.baggage_limits);
+        let result = self
+            .context
+            .baggage_mut()
+            .insert_with_limits(key, value.into(), &limits);
         if result.is_err() {
-            r.recorder.baggage_refused();
+            recorder.baggage_refused();
         }
         result
     }
