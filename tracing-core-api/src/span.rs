@@ -449,6 +449,7 @@ impl fmt::Debug for Span {
             .field("context", &self.context)
             .field("operation_name", &self.operation_name())
             .field("recording", &self.is_recording())
+            .field("baggage_policy", &self.policy.is_some())
             .finish()
     }
 }
