@@ -527,7 +527,14 @@ impl SharedSpan {
 
     /// See [`Span::set_tag`].
     pub fn set_tag(&self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
-        self.with(|s| s.set_tag(key, value));
+        let key = key.into();
+        // Only `sampling.priority` can change the context: other tags need
+        // no re-sync of the context copy.
+        if key == tags::SAMPLING_PRIORITY {
+            self.with(|s| s.set_tag(key, value));
+        } else {
+            lock(&self.0.span).set_tag(key, value);
+        }
     }
 
     /// See [`Span::log`].

@@ -163,8 +163,29 @@ impl JaegerPropagator {
                 );
             }
         }
-        // General form (Java and Python clients do not pad): split on the
-        // three colons; a fourth one is an error.
+        // Padded trace and span ids with a short parent (`...:0:1`, as the
+        // OpenTracing Java and Python clients send it): the first two
+        // colons are at fixed places, only the tail needs a scan.
+        for tlen in [16, 32] {
+            if value.len() > tlen + 18 && value[tlen] == b':' && value[tlen + 17] == b':' {
+                let tail = &value[tlen + 18..];
+                if let Some(c) = tail.iter().position(|&b| b == b':') {
+                    let (parent, flags) = (&tail[..c], &tail[c + 1..]);
+                    // A colon earlier than expected makes this fail; the
+                    // general split below then decides.
+                    if let Ok(cx) = Self::parse_fields(
+                        &value[..tlen],
+                        &value[tlen + 1..tlen + 17],
+                        parent,
+                        flags,
+                    ) {
+                        return Ok(cx);
+                    }
+                }
+            }
+        }
+        // General form (unpadded ids): split on the three colons; a fourth
+        // one is an error.
         let colon = |from: &[u8]| from.iter().position(|&b| b == b':');
         let err = "expected 4 colon-separated fields";
         let end = colon(value).ok_or(err)?;
@@ -601,5 +622,37 @@ mod tests {
         let at = 33 + 4;
         huge[at..at + 4].copy_from_slice(&i32::MAX.to_be_bytes());
         assert!(p.extract_binary(&huge).is_err());
+    }
+}
+
+#[cfg(test)]
+mod shortcut_tests {
+    use super::*;
+
+    #[test]
+    fn the_padded_shortcut_agrees_with_the_general_split() {
+        // Short parent (Java / Python style) with padded ids: shortcut.
+        let cx = JaegerPropagator::parse_trace_header(
+            b"4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1",
+        )
+        .unwrap();
+        assert_eq!(cx.span_id().to_u64(), 0x00f0_67aa_0ba9_02b7);
+        // A colon at the shortcut's position, but an earlier first colon:
+        // the general split must decide (this is a valid header).
+        let v = b"abc:123456789012:0000000000000001:1";
+        assert_eq!(v[16], b':');
+        let cx = JaegerPropagator::parse_trace_header(v).unwrap();
+        assert_eq!(
+            (
+                cx.trace_id().low(),
+                cx.span_id().to_u64(),
+                cx.parent_id().to_u64()
+            ),
+            (0xabc, 0x1234_5678_9012, 1)
+        );
+        assert!(
+            JaegerPropagator::parse_trace_header(b"4bf92f3577b34da6:00f067aa0ba902b7:0:1:2")
+                .is_err()
+        );
     }
 }
