@@ -23,35 +23,9 @@ use opentracing_api::{
     SpanContext, SpanId, TraceContextPropagator, TraceFlags, TraceId, TracerExt,
 };
 
-/// The carrier adapters opentelemetry-http ships, written out for the two
-/// opentelemetry versions the propagators depend on.
-macro_rules! otel_carriers {
-    ($module:ident, $otel:ident) => {
-        mod $module {
-            use http::{HeaderMap, HeaderName, HeaderValue};
-            pub struct Inj<'a>(pub &'a mut HeaderMap);
-            impl $otel::propagation::Injector for Inj<'_> {
-                fn set(&mut self, key: &str, value: String) {
-                    if let (Ok(k), Ok(v)) = (
-                        HeaderName::from_bytes(key.as_bytes()),
-                        HeaderValue::from_str(&value),
-                    ) {
-                        self.0.insert(k, v);
-                    }
-                }
-            }
-            pub struct Ext<'a>(pub &'a HeaderMap);
-            impl $otel::propagation::Extractor for Ext<'_> {
-                fn get(&self, key: &str) -> Option<&str> {
-                    self.0.get(key).and_then(|v| v.to_str().ok())
-                }
-                fn keys(&self) -> Vec<&str> {
-                    self.0.keys().map(HeaderName::as_str).collect()
-                }
-            }
-        }
-    };
-}
+#[macro_use]
+#[path = "support/otel_carriers.rs"]
+mod otel_carriers;
 otel_carriers!(otel33, opentelemetry);
 otel_carriers!(otel32, opentelemetry_032);
 
