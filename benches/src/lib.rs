@@ -26,9 +26,11 @@ pub async fn user(Path(id): Path<u64>) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"id": id, "name": "Rachel", "location": "115,277"}))
 }
 
-/// A router with just [`user`].
+/// A router with just [`user`], its routes built once as `axum::serve`
+/// builds them (without `with_state`, axum would turn the handler into a
+/// route again on every request, which a server never does).
 pub fn users_app() -> Router {
-    Router::new().route("/users/{id}", get(user))
+    Router::new().route("/users/{id}", get(user)).with_state(())
 }
 
 /// `GET /users/42` with a sampled `uber-trace-id` and `traceparent`, as the

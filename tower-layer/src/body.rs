@@ -34,7 +34,8 @@ pub trait Observer: Send + Sync {
 /// The span of one request, with what is needed to finish it exactly once.
 pub(crate) struct Tracked {
     pub(crate) span: SharedSpan,
-    pub(crate) started: Instant,
+    /// When the request arrived; only read (and only taken) for an observer.
+    pub(crate) started: Option<Instant>,
     pub(crate) operation: Cow<'static, str>,
     pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) status: Option<u16>,
@@ -75,7 +76,7 @@ impl Tracked {
             o.on_finish(&RequestOutcome {
                 operation: &self.operation,
                 status: self.status,
-                duration: self.started.elapsed(),
+                duration: self.started.map_or(Duration::ZERO, |s| s.elapsed()),
                 error: self.error,
             });
         }

@@ -4,7 +4,6 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::request::Parts;
 use http::{Request, Response};
@@ -168,42 +167,44 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let config = &*self.config;
+        let response = ResponseConfig::for_future(&config.response);
+        let allow_all = matches!(config.inject, InjectPolicy::All);
         if self.tracer.is_noop() {
             // Nothing to inject, but headers forwarded from a caller must
             // still not reach a denied destination.
-            let mut req = req;
-            if !matches!(config.inject, InjectPolicy::All) {
-                let host = request_host(&req);
-                if !config.inject.allows(host.as_deref()) {
-                    crate::policy::strip_trace_headers(req.headers_mut());
-                }
+            if !allow_all && !config.inject.allows(request_host(&req).as_deref()) {
+                crate::policy::strip_trace_headers(req.headers_mut());
             }
-            return ResponseFuture::new(self.inner.call(req), None, config.response.clone());
+            return ResponseFuture::new(self.inner.call(req), None, response);
         }
-        let started = Instant::now();
-        let (mut parts, body) = req.into_parts();
         let operation = match &config.name {
-            Some(f) => f(&parts),
-            None => method(&parts.method),
+            Some(f) => {
+                let (parts, body) = req.into_parts();
+                let name = f(&parts);
+                req = Request::from_parts(parts, body);
+                name
+            }
+            None => method(req.method()),
         };
-        let is_head = parts.method == http::Method::HEAD;
-        let host = host_of(&parts.uri, &parts.headers);
-        let port = parts.uri.port_u16().or(match parts.uri.scheme_str() {
-            Some("https") => Some(443),
-            Some("http") => Some(80),
-            _ => None,
-        });
-        let span = self
-            .tracer
-            .span(operation.clone())
-            .tag(tags::SPAN_KIND, tags::SPAN_KIND_CLIENT)
-            .tag(tags::COMPONENT, config.component.clone())
-            .tag(tags::HTTP_METHOD, method(&parts.method))
-            .tag(tags::HTTP_URL, url(&parts.uri, None, config.query))
-            .start_shared();
-        if span.is_recording() {
+        let mut span = self.tracer.span(operation.clone()).start();
+        let recording = span.is_recording();
+        // The host is needed for the peer tags and for an allowlist only.
+        let host = (recording || !allow_all)
+            .then(|| request_host(&req))
+            .flatten();
+        if recording {
+            let uri = req.uri();
+            let port = uri.port_u16().or(match uri.scheme_str() {
+                Some("https") => Some(443),
+                Some("http") => Some(80),
+                _ => None,
+            });
+            span.set_tag(tags::SPAN_KIND, tags::SPAN_KIND_CLIENT);
+            span.set_tag(tags::COMPONENT, config.component.clone());
+            span.set_tag(tags::HTTP_METHOD, method(req.method()));
+            span.set_tag(tags::HTTP_URL, url(uri, None, config.query));
             if let Some(h) = &host {
                 span.set_tag(tags::PEER_HOSTNAME, h.clone());
             }
@@ -211,21 +212,28 @@ where
                 span.set_tag(tags::PEER_PORT, p);
             }
         }
-        if config.inject.allows(host.as_deref()) {
+        if allow_all || config.inject.allows(host.as_deref()) {
             self.tracer
-                .inject(&span.context(), Format::HttpHeaders, &mut parts.headers);
+                .inject(span.context(), Format::HttpHeaders, req.headers_mut());
         } else {
             // A proxy may be forwarding the headers it received: a denied
             // destination must not get those either.
-            crate::policy::strip_trace_headers(&mut parts.headers);
+            crate::policy::strip_trace_headers(req.headers_mut());
         }
+        let is_head = req.method() == http::Method::HEAD;
+        let span = span.into_shared();
         let fut = {
             let _guard = span.enter();
-            self.inner.call(Request::from_parts(parts, body))
+            self.inner.call(req)
         };
+        if !recording {
+            // Nothing about the response can be recorded: the span only had
+            // to be current during the call.
+            return ResponseFuture::unrecorded(fut, span, response);
+        }
         let tracked = Tracked {
             span,
-            started,
+            started: None,
             operation,
             observer: None,
             status: None,
@@ -235,6 +243,6 @@ where
             bytes_sent: 0,
             fail_on_early_drop: false,
         };
-        ResponseFuture::new(fut, Some(tracked), config.response.clone())
+        ResponseFuture::new(fut, Some(tracked), response)
     }
 }

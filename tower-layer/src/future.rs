@@ -8,12 +8,12 @@ use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Response};
 use http_body::Body;
-use opentracing_api::tags;
+use opentracing_api::{tags, SharedSpan};
 
 use crate::body::{TracedBody, Tracked};
 
 /// What to do with a response before it leaves.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct ResponseConfig {
     /// Response headers recorded as `http.response.header.<name>` tags.
     pub(crate) capture: Vec<HeaderName>,
@@ -22,6 +22,22 @@ pub(crate) struct ResponseConfig {
     /// Whether 4xx statuses mark the span failed too (client spans).
     pub(crate) client_errors_fail: bool,
 }
+
+impl ResponseConfig {
+    /// The configuration a response future needs: none when there is
+    /// nothing to do, which spares a reference count on every request.
+    pub(crate) fn for_future(this: &Arc<ResponseConfig>) -> Option<Arc<ResponseConfig>> {
+        let c = &**this;
+        let idle = c.capture.is_empty() && c.trace_id_header.is_none() && !c.client_errors_fail;
+        (!idle).then(|| this.clone())
+    }
+}
+
+static IDLE_RESPONSE_CONFIG: ResponseConfig = ResponseConfig {
+    capture: Vec::new(),
+    trace_id_header: None,
+    client_errors_fail: false,
+};
 
 pin_project_lite::pin_project! {
     /// The future of a traced request: makes the span current while the
@@ -33,12 +49,21 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         tracked: Option<Tracked>,
-        config: Arc<ResponseConfig>,
+        // A span that records nothing, with no observer to tell: it only
+        // needs to be current while the service runs. Nothing about the
+        // response can be recorded on it, so it finishes with the future
+        // and the body goes out unwrapped.
+        unrecorded: Option<SharedSpan>,
+        config: Option<Arc<ResponseConfig>>,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(mut t) = this.project().tracked.take() {
+            let this = this.project();
+            if let Some(span) = this.unrecorded.take() {
+                span.finish();
+            }
+            if let Some(mut t) = this.tracked.take() {
                 if std::thread::panicking() {
                     t.fail("panic", "the service panicked");
                 } else {
@@ -63,11 +88,42 @@ impl Drop for FinishOnUnwind<'_> {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, tracked: Option<Tracked>, config: Arc<ResponseConfig>) -> Self {
+    pub(crate) fn new(
+        inner: F,
+        tracked: Option<Tracked>,
+        config: Option<Arc<ResponseConfig>>,
+    ) -> Self {
         ResponseFuture {
             inner,
             tracked,
+            unrecorded: None,
             config,
+        }
+    }
+
+    /// A future for a span that records nothing (see the field).
+    pub(crate) fn unrecorded(
+        inner: F,
+        span: SharedSpan,
+        config: Option<Arc<ResponseConfig>>,
+    ) -> Self {
+        ResponseFuture {
+            inner,
+            tracked: None,
+            unrecorded: Some(span),
+            config,
+        }
+    }
+}
+
+/// Echoes the trace id in the configured response header.
+fn add_trace_id_header<B>(config: &ResponseConfig, span: &SharedSpan, resp: &mut Response<B>) {
+    if let Some(name) = &config.trace_id_header {
+        let id = span.context().trace_id();
+        if id.is_valid() {
+            if let Ok(v) = HeaderValue::try_from(id.to_hex32()) {
+                resp.headers_mut().insert(name.clone(), v);
+            }
         }
     }
 }
@@ -90,8 +146,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let config = this.config.as_deref().unwrap_or(&IDLE_RESPONSE_CONFIG);
         let result = {
-            let _guard = this.tracked.as_ref().map(|t| t.span.enter());
+            let _guard = match (this.tracked.as_ref(), this.unrecorded.as_ref()) {
+                (Some(t), _) => Some(t.span.enter()),
+                (None, Some(span)) => Some(span.enter()),
+                (None, None) => None,
+            };
             // If the inner service panics, the unwind passes through here:
             // finish the span as failed now, because a panic catcher outside
             // (tower-http's `CatchPanic`) may keep this future alive.
@@ -103,6 +164,13 @@ where
                 Poll::Ready(r) => r,
             }
         };
+        if let Some(span) = this.unrecorded.take() {
+            span.finish();
+            return Poll::Ready(result.map(|mut resp| {
+                add_trace_id_header(config, &span, &mut resp);
+                resp.map(TracedBody::untraced)
+            }));
+        }
         let Some(mut t) = this.tracked.take() else {
             return Poll::Ready(result.map(|resp| resp.map(TracedBody::untraced)));
         };
@@ -126,24 +194,17 @@ where
                 }
                 t.span.set_tag(tags::HTTP_STATUS_CODE, status.as_u16());
                 if status.is_server_error()
-                    || (this.config.client_errors_fail && status.is_client_error())
+                    || (config.client_errors_fail && status.is_client_error())
                 {
                     t.fail("http_status", format!("HTTP {status}"));
                 }
-                for name in &this.config.capture {
+                for name in &config.capture {
                     if let Some(v) = resp.headers().get(name).and_then(|v| v.to_str().ok()) {
                         t.span
                             .set_tag(format!("http.response.header.{name}"), v.to_owned());
                     }
                 }
-                if let Some(name) = &this.config.trace_id_header {
-                    let id = t.span.context().trace_id();
-                    if id.is_valid() {
-                        if let Ok(v) = HeaderValue::try_from(id.to_hex32()) {
-                            resp.headers_mut().insert(name.clone(), v);
-                        }
-                    }
-                }
+                add_trace_id_header(config, &t.span, &mut resp);
                 Ok(resp.map(|b| TracedBody::new(b, t)))
             }
             Err(e) => {

@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 
-use http::request::Parts;
 use http::{Method, Uri};
 
 /// What `http.url` records of the query string.
@@ -79,9 +78,8 @@ pub(crate) fn url(uri: &Uri, host: Option<&str>, policy: QueryPolicy) -> String 
     out
 }
 
-pub(crate) fn host_header(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+pub(crate) fn host_header(headers: &http::HeaderMap) -> Option<&str> {
+    headers
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
 }

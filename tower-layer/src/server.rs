@@ -22,6 +22,7 @@ use crate::request::{host_header, method, url, QueryPolicy};
 type NameFn = dyn Fn(&Parts) -> Cow<'static, str> + Send + Sync;
 type FilterFn = dyn Fn(&Parts) -> bool + Send + Sync;
 
+#[derive(Clone)]
 struct ServerConfig {
     component: Cow<'static, str>,
     name: Option<Arc<NameFn>>,
@@ -102,32 +103,11 @@ impl<T> TracingLayer<T> {
     fn config(&mut self) -> &mut ServerConfig {
         // Layers are configured before use; a clone made earlier keeps its
         // own configuration.
-        if Arc::get_mut(&mut self.config).is_none() {
-            let c = &*self.config;
-            self.config = Arc::new(ServerConfig {
-                component: c.component.clone(),
-                name: c.name.clone(),
-                filter: c.filter.clone(),
-                query: c.query,
-                request_headers: c.request_headers.clone(),
-                trust: c.trust,
-                observer: c.observer.clone(),
-                response: c.response.clone(),
-            });
-        }
-        Arc::get_mut(&mut self.config).unwrap_or_else(|| unreachable!("just made unique"))
+        Arc::make_mut(&mut self.config)
     }
 
     fn response_config(&mut self) -> &mut ResponseConfig {
-        let r = &mut self.config().response;
-        if Arc::get_mut(r).is_none() {
-            *r = Arc::new(ResponseConfig {
-                capture: r.capture.clone(),
-                trace_id_header: r.trace_id_header.clone(),
-                client_errors_fail: r.client_errors_fail,
-            });
-        }
-        Arc::get_mut(r).unwrap_or_else(|| unreachable!("just made unique"))
+        Arc::make_mut(&mut self.config().response)
     }
 
     /// The `component` tag (default `opentracing-tower`).
@@ -201,18 +181,34 @@ impl<S, T: Clone> Layer<S> for TracingLayer<T> {
     fn layer(&self, inner: S) -> Self::Service {
         TracingService {
             inner,
-            tracer: self.tracer.clone(),
-            config: self.config.clone(),
+            shared: Arc::new(Shared {
+                tracer: self.tracer.clone(),
+                config: (*self.config).clone(),
+            }),
         }
     }
 }
 
+/// What every clone of a service shares: routers clone the service for
+/// each request, so it is one reference count, not one per field.
+struct Shared<T> {
+    tracer: T,
+    config: ServerConfig,
+}
+
 /// The service [`TracingLayer`] makes.
-#[derive(Clone)]
 pub struct TracingService<S, T> {
     inner: S,
-    tracer: T,
-    config: Arc<ServerConfig>,
+    shared: Arc<Shared<T>>,
+}
+
+impl<S: Clone, T> Clone for TracingService<S, T> {
+    fn clone(&self) -> Self {
+        TracingService {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
 }
 
 impl<S: fmt::Debug, T> fmt::Debug for TracingService<S, T> {
@@ -223,32 +219,29 @@ impl<S: fmt::Debug, T> fmt::Debug for TracingService<S, T> {
     }
 }
 
-fn peer(parts: &Parts) -> Option<SocketAddr> {
+fn peer(extensions: &http::Extensions) -> Option<SocketAddr> {
     #[cfg(feature = "axum")]
-    if let Some(axum::extract::ConnectInfo(addr)) = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+    if let Some(axum::extract::ConnectInfo(addr)) =
+        extensions.get::<axum::extract::ConnectInfo<SocketAddr>>()
     {
         return Some(*addr);
     }
-    parts.extensions.get::<SocketAddr>().copied()
+    extensions.get::<SocketAddr>().copied()
 }
 
-fn operation_name(config: &ServerConfig, parts: &Parts) -> Cow<'static, str> {
-    if let Some(f) = &config.name {
-        return f(parts);
-    }
+/// The route template when the framework knows it, otherwise the method.
+fn default_operation_name<B>(req: &Request<B>) -> Cow<'static, str> {
     #[cfg(feature = "axum")]
-    if let Some(path) = parts.extensions.get::<axum::extract::MatchedPath>() {
+    if let Some(path) = req.extensions().get::<axum::extract::MatchedPath>() {
         // Joined by hand: `format!` costs ten times as much, on every request.
-        let (m, p) = (parts.method.as_str(), path.as_str());
+        let (m, p) = (req.method().as_str(), path.as_str());
         let mut name = String::with_capacity(m.len() + 1 + p.len());
         name.push_str(m);
         name.push(' ');
         name.push_str(p);
         return Cow::Owned(name);
     }
-    method(&parts.method)
+    method(req.method())
 }
 
 impl<S, T, B, ResB> Service<Request<B>> for TracingService<S, T>
@@ -266,47 +259,66 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let config = &*self.config;
-        if self.tracer.is_noop() && config.observer.is_none() {
-            return ResponseFuture::new(self.inner.call(req), None, config.response.clone());
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let Shared { tracer, config } = &*self.shared;
+        let response = ResponseConfig::for_future(&config.response);
+        if tracer.is_noop() && config.observer.is_none() {
+            return ResponseFuture::new(self.inner.call(req), None, response);
         }
-        let (mut parts, body) = req.into_parts();
-        if config.filter.as_ref().is_some_and(|f| !f(&parts)) {
-            let fut = self.inner.call(Request::from_parts(parts, body));
-            return ResponseFuture::new(fut, None, config.response.clone());
+        // The user's filter and naming functions see the request's `Parts`;
+        // without them the request is not taken apart (moving `Parts` out
+        // and back costs more than everything else the layer does here).
+        let mut custom_name = None;
+        if config.filter.is_some() || config.name.is_some() {
+            let (parts, body) = req.into_parts();
+            let skip = config.filter.as_ref().is_some_and(|f| !f(&parts));
+            custom_name = config.name.as_ref().filter(|_| !skip).map(|f| f(&parts));
+            req = Request::from_parts(parts, body);
+            if skip {
+                let fut = self.inner.call(req);
+                return ResponseFuture::new(fut, None, response);
+            }
         }
         // A malformed context never fails the request: the span becomes a
         // root (the tracer may count and log the error).
         let parent = config.trust.apply(
-            self.tracer
-                .extract(Format::HttpHeaders, &parts.headers)
+            tracer
+                .extract(Format::HttpHeaders, req.headers())
                 .ok()
                 .flatten(),
         );
-        let operation = operation_name(config, &parts);
-        let mut span = self
-            .tracer
+        let operation = custom_name.unwrap_or_else(|| default_operation_name(&req));
+        let mut span = tracer
             .span(operation.clone())
             .with_extracted(parent)
-            .tag(tags::SPAN_KIND, tags::SPAN_KIND_SERVER)
             .start();
-        // Nothing to record and nothing to propagate (the no-op tracer):
-        // skip the shared span, the extension and the body tracking, unless
-        // an observer wants the request's outcome.
-        if !span.is_recording() && !span.context().is_valid() && config.observer.is_none() {
-            let fut = self.inner.call(Request::from_parts(parts, body));
-            return ResponseFuture::new(fut, None, config.response.clone());
+        if !span.is_recording() && config.observer.is_none() {
+            // Nothing to record and nothing to tell an observer.
+            if !span.context().is_valid() {
+                // Nothing to propagate either (the no-op tracer).
+                let fut = self.inner.call(req);
+                return ResponseFuture::new(fut, None, response);
+            }
+            // The context still has to reach the handler and every call it
+            // makes: keep the span current, in the extensions, and no more.
+            let span = span.into_shared();
+            req.extensions_mut().insert(span.clone());
+            let fut = {
+                let _guard = span.enter();
+                self.inner.call(req)
+            };
+            return ResponseFuture::unrecorded(fut, span, response);
         }
         // Tags are built only for spans that record them.
         if span.is_recording() {
+            span.set_tag(tags::SPAN_KIND, tags::SPAN_KIND_SERVER);
             span.set_tag(tags::COMPONENT, config.component.clone());
-            span.set_tag(tags::HTTP_METHOD, method(&parts.method));
+            span.set_tag(tags::HTTP_METHOD, method(req.method()));
             span.set_tag(
                 tags::HTTP_URL,
-                url(&parts.uri, host_header(&parts), config.query),
+                url(req.uri(), host_header(req.headers()), config.query),
             );
-            if let Some(addr) = peer(&parts) {
+            if let Some(addr) = peer(req.extensions()) {
                 span.set_tag(
                     if addr.is_ipv4() {
                         tags::PEER_HOST_IPV4
@@ -318,18 +330,18 @@ where
                 span.set_tag(tags::PEER_PORT, addr.port());
             }
             for name in &config.request_headers {
-                if let Some(v) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
+                if let Some(v) = req.headers().get(name).and_then(|v| v.to_str().ok()) {
                     span.set_tag(format!("http.request.header.{name}"), v.to_owned());
                 }
             }
         }
-        let started = Instant::now();
+        let started = config.observer.is_some().then(Instant::now);
         let span: SharedSpan = span.into_shared();
-        let is_head = parts.method == http::Method::HEAD;
-        parts.extensions.insert(span.clone());
+        let is_head = req.method() == http::Method::HEAD;
+        req.extensions_mut().insert(span.clone());
         let fut = {
             let _guard = span.enter();
-            self.inner.call(Request::from_parts(parts, body))
+            self.inner.call(req)
         };
         let tracked = Tracked {
             span,
@@ -343,6 +355,6 @@ where
             bytes_sent: 0,
             fail_on_early_drop: true,
         };
-        ResponseFuture::new(fut, Some(tracked), config.response.clone())
+        ResponseFuture::new(fut, Some(tracked), response)
     }
 }

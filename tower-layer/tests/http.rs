@@ -791,3 +791,76 @@ async fn the_noop_tracer_still_strips_forwarded_headers_for_denied_hosts() {
     let headers = seen.lock().unwrap().pop().unwrap();
     assert!(!headers.contains_key("uber-trace-id"), "{headers:?}");
 }
+
+/// With a tracer sampling nothing, the layer keeps only the context: it
+/// still reaches the handler, every outgoing call, and the trace-id header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsampled_requests_still_propagate_their_context() {
+    let tracer = opentracing_jaeger::JaegerTracer::builder("unsampled")
+        .sampler(opentracing_jaeger::sampler::ConstSampler(false))
+        .exporter(opentracing_jaeger::Exporter::None)
+        .build()
+        .unwrap();
+    let (down_addr, seen) = recording_server().await;
+    let traced_client = ServiceBuilder::new()
+        .layer(ClientTracingLayer::new(tracer.clone()))
+        .service(client());
+    let handler_context = Arc::new(Mutex::new(None));
+    let hc = handler_context.clone();
+    let app = Router::new()
+        .route(
+            "/chain",
+            get(move |CurrentSpan(span): CurrentSpan| {
+                let client = traced_client.clone();
+                *hc.lock().unwrap() = Some(span.context());
+                async move {
+                    let req = Request::get(format!("http://{down_addr}/downstream"))
+                        .body(Full::new(Bytes::new()))
+                        .unwrap();
+                    let resp = client.oneshot(req).await.unwrap();
+                    resp.status().as_u16().to_string()
+                }
+            }),
+        )
+        .layer(
+            TracingLayer::new(tracer.clone())
+                .with_trace_id_header(HeaderName::from_static("x-trace-id")),
+        );
+    let addr = serve(app).await;
+    let incoming = "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:0";
+    let (status, headers, body) = get_with(addr, "/chain", &[("uber-trace-id", incoming)]).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"200"[..]));
+    assert_eq!(
+        headers["x-trace-id"].to_str().unwrap(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    let cx = handler_context.lock().unwrap().clone().unwrap();
+    assert_eq!(cx.trace_id().to_hex32(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(cx.parent_id().to_u64(), 0x00f0_67aa_0ba9_02b7);
+    assert!(!cx.is_sampled());
+    // The downstream call carries the trace, as a child of the server
+    // span's (unrecorded) client span, still unsampled.
+    let down = seen.lock().unwrap().pop().unwrap();
+    let sent = down["uber-trace-id"].to_str().unwrap().to_owned();
+    let fields: Vec<&str> = sent.split(':').collect();
+    assert_eq!(fields.len(), 4, "{sent}");
+    assert_eq!(
+        format!("{:0>32}", fields[0]),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_ne!(fields[1], "00f067aa0ba902b7");
+    assert_eq!(fields[3], "0");
+    assert!(
+        down["traceparent"]
+            .to_str()
+            .unwrap()
+            .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{down:?}"
+    );
+    assert_eq!(
+        tracer.metrics().snapshot().spans_finished,
+        0,
+        "nothing sampled"
+    );
+    let _ = tracer.close(Duration::from_secs(5));
+}

@@ -33,24 +33,28 @@ impl BaggageLimits {
     };
 
     /// Limits with the given maximum number of items.
+    #[inline]
     pub const fn with_max_items(mut self, n: usize) -> Self {
         self.max_items = n;
         self
     }
 
     /// Limits with the given maximum value length.
+    #[inline]
     pub const fn with_max_value_len(mut self, n: usize) -> Self {
         self.max_value_len = n;
         self
     }
 
     /// Limits with the given maximum key length.
+    #[inline]
     pub const fn with_max_key_len(mut self, n: usize) -> Self {
         self.max_key_len = n;
         self
     }
 
     /// Limits with the given maximum total length.
+    #[inline]
     pub const fn with_max_total_len(mut self, n: usize) -> Self {
         self.max_total_len = n;
         self
@@ -124,26 +128,31 @@ pub struct Baggage {
 
 impl Baggage {
     /// Empty baggage.
+    #[inline]
     pub const fn new() -> Self {
         Baggage { items: None }
     }
 
     /// Whether there are no items.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.items.as_ref().is_none_or(|v| v.is_empty())
     }
 
     /// Number of items.
+    #[inline]
     pub fn len(&self) -> usize {
         self.items.as_ref().map_or(0, |v| v.len())
     }
 
     /// The value for `key`, if any.
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&str> {
         self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// Iterates over `(key, value)` pairs in insertion order.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.items
             .iter()
@@ -152,6 +161,7 @@ impl Baggage {
     }
 
     /// Sum of key and value lengths.
+    #[inline]
     pub fn total_len(&self) -> usize {
         self.iter().map(|(k, v)| k.len() + v.len()).sum()
     }
@@ -213,6 +223,7 @@ impl Baggage {
     }
 
     /// Removes an item, returning its value.
+    #[inline]
     pub fn remove(&mut self, key: &str) -> Option<String> {
         let i = self.iter().position(|(k, _)| k == key)?;
         let items = Arc::make_mut(self.items.as_mut()?);

@@ -35,6 +35,7 @@ impl SpanContext {
     /// let cx = SpanContext::new(TraceId::from_u64(1), SpanId::from_u64(2), TraceFlags::SAMPLED);
     /// assert!(cx.is_valid() && cx.is_sampled());
     /// ```
+    #[inline]
     pub fn new(trace_id: TraceId, span_id: SpanId, flags: TraceFlags) -> Self {
         SpanContext {
             trace_id,
@@ -68,6 +69,7 @@ impl SpanContext {
     }
 
     /// The W3C `tracestate`, shared (cloning it is a reference count).
+    #[inline]
     pub fn trace_state_arc(&self) -> Option<&Arc<str>> {
         self.trace_state.as_ref()
     }
@@ -87,37 +89,44 @@ impl SpanContext {
     }
 
     /// The trace id.
+    #[inline]
     pub fn trace_id(&self) -> TraceId {
         self.trace_id
     }
 
     /// The span id.
+    #[inline]
     pub fn span_id(&self) -> SpanId {
         self.span_id
     }
 
     /// The parent span id Jaeger's `uber-trace-id` and B3 carry (deprecated
     /// on the wire, zero when unknown).
+    #[inline]
     pub fn parent_id(&self) -> SpanId {
         self.parent_id
     }
 
     /// The flags.
+    #[inline]
     pub fn flags(&self) -> TraceFlags {
         self.flags
     }
 
     /// Whether the trace is sampled.
+    #[inline]
     pub fn is_sampled(&self) -> bool {
         self.flags.is_sampled()
     }
 
     /// Whether the debug (forced sampling) flag is set.
+    #[inline]
     pub fn is_debug(&self) -> bool {
         self.flags.is_debug()
     }
 
     /// Whether both ids are non-zero, so this context can be a parent.
+    #[inline]
     pub fn is_valid(&self) -> bool {
         self.trace_id.is_valid() && self.span_id.is_valid()
     }
@@ -125,48 +134,57 @@ impl SpanContext {
     /// Whether the flags carry a sampling decision made upstream. False for
     /// an extracted B3 context without `X-B3-Sampled` (the receiver decides)
     /// and for empty contexts.
+    #[inline]
     pub fn is_sampling_decided(&self) -> bool {
         self.sampling_decided
     }
 
     /// The baggage.
+    #[inline]
     pub fn baggage(&self) -> &Baggage {
         &self.baggage
     }
 
     /// Mutable access to the baggage.
+    #[inline]
     pub fn baggage_mut(&mut self) -> &mut Baggage {
         &mut self.baggage
     }
 
     /// One baggage item.
+    #[inline]
     pub fn baggage_item(&self, key: &str) -> Option<&str> {
         self.baggage.get(key)
     }
 
     /// The W3C `tracestate` carried through from the caller, if any.
+    #[inline]
     pub fn trace_state(&self) -> Option<&str> {
         self.trace_state.as_deref()
     }
 
     /// The `jaeger-debug-id` the caller sent, if any.
+    #[inline]
     pub fn debug_id(&self) -> Option<&str> {
         self.debug_id.as_deref()
     }
 
     /// This context with another trace id.
+    #[inline]
     pub fn with_trace_id(mut self, id: TraceId) -> Self {
         self.trace_id = id;
         self
     }
 
     /// This context with another span id.
+    #[inline]
     pub fn with_span_id(mut self, id: SpanId) -> Self {
         self.span_id = id;
         self
     }
 
     /// This context with a parent span id.
+    #[inline]
     pub fn with_parent_id(mut self, id: SpanId) -> Self {
         self.parent_id = id;
         self
@@ -174,6 +192,7 @@ impl SpanContext {
 
     /// This context with other flags (and the sampling decision marked as
     /// taken).
+    #[inline]
     pub fn with_flags(mut self, flags: TraceFlags) -> Self {
         self.flags = flags;
         self.sampling_decided = true;
@@ -181,24 +200,28 @@ impl SpanContext {
     }
 
     /// This context with the sampling decision marked as taken or not.
+    #[inline]
     pub fn with_sampling_decided(mut self, decided: bool) -> Self {
         self.sampling_decided = decided;
         self
     }
 
     /// This context with other baggage.
+    #[inline]
     pub fn with_baggage(mut self, baggage: Baggage) -> Self {
         self.baggage = baggage;
         self
     }
 
     /// This context with a W3C trace state (`None` removes it).
+    #[inline]
     pub fn with_trace_state(mut self, state: Option<&str>) -> Self {
         self.trace_state = state.map(Arc::from);
         self
     }
 
     /// This context with a Jaeger debug id (`None` removes it).
+    #[inline]
     pub fn with_debug_id(mut self, id: Option<&str>) -> Self {
         self.debug_id = id.map(Arc::from);
         self

@@ -23,46 +23,55 @@ impl TraceId {
     pub const INVALID: TraceId = TraceId(0);
 
     /// A trace id from its 128-bit value.
+    #[inline]
     pub const fn from_u128(value: u128) -> Self {
         TraceId(value)
     }
 
     /// A 64-bit trace id (high half zero).
+    #[inline]
     pub const fn from_u64(low: u64) -> Self {
         TraceId(low as u128)
     }
 
     /// A trace id from its high and low halves.
+    #[inline]
     pub const fn from_parts(high: u64, low: u64) -> Self {
         TraceId(((high as u128) << 64) | low as u128)
     }
 
     /// The 128-bit value.
+    #[inline]
     pub const fn to_u128(self) -> u128 {
         self.0
     }
 
     /// The high 64 bits (zero for a 64-bit id).
+    #[inline]
     pub const fn high(self) -> u64 {
         (self.0 >> 64) as u64
     }
 
     /// The low 64 bits.
+    #[inline]
     pub const fn low(self) -> u64 {
         self.0 as u64
     }
 
     /// Whether the id is non-zero.
+    #[inline]
     pub const fn is_valid(self) -> bool {
         self.0 != 0
     }
 
     /// Whether the id fits in 64 bits.
+    #[inline]
     pub const fn is_64bit(self) -> bool {
         self.high() == 0
     }
 
     /// 32 lowercase hex digits, as in W3C `traceparent`.
+    #[inline]
     pub fn to_hex32(self) -> String {
         let mut s = Vec::with_capacity(32);
         push_hex_u128(&mut s, self.0);
@@ -74,6 +83,7 @@ impl TraceId {
     ///
     /// Returns `None` for empty, over-long or non-hex input. A zero id is
     /// returned as is; check [`is_valid`](Self::is_valid).
+    #[inline]
     pub fn from_hex(hex: &[u8]) -> Option<Self> {
         if hex.is_empty() {
             return None;
@@ -113,21 +123,25 @@ impl SpanId {
     pub const INVALID: SpanId = SpanId(0);
 
     /// A span id from its value.
+    #[inline]
     pub const fn from_u64(value: u64) -> Self {
         SpanId(value)
     }
 
     /// The 64-bit value.
+    #[inline]
     pub const fn to_u64(self) -> u64 {
         self.0
     }
 
     /// Whether the id is non-zero.
+    #[inline]
     pub const fn is_valid(self) -> bool {
         self.0 != 0
     }
 
     /// Parses 1 to 16 hex digits (either case), left-padding shorter input.
+    #[inline]
     pub fn from_hex(hex: &[u8]) -> Option<Self> {
         parse_hex_u64(hex).map(SpanId)
     }
@@ -165,26 +179,31 @@ impl TraceFlags {
     pub const NONE: TraceFlags = TraceFlags(0);
 
     /// Flags from their byte.
+    #[inline]
     pub const fn from_u8(bits: u8) -> Self {
         TraceFlags(bits)
     }
 
     /// The byte.
+    #[inline]
     pub const fn to_u8(self) -> u8 {
         self.0
     }
 
     /// Whether the sampled bit is set.
+    #[inline]
     pub const fn is_sampled(self) -> bool {
         self.0 & 0x01 != 0
     }
 
     /// Whether the debug bit is set.
+    #[inline]
     pub const fn is_debug(self) -> bool {
         self.0 & 0x02 != 0
     }
 
     /// These flags with the sampled bit set or cleared.
+    #[inline]
     pub const fn with_sampled(self, sampled: bool) -> Self {
         if sampled {
             TraceFlags(self.0 | 0x01)
@@ -194,6 +213,7 @@ impl TraceFlags {
     }
 
     /// These flags with the debug bit set or cleared.
+    #[inline]
     pub const fn with_debug(self, debug: bool) -> Self {
         if debug {
             TraceFlags(self.0 | 0x02)

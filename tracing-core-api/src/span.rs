@@ -175,6 +175,7 @@ pub struct Span {
 impl Span {
     /// A span that records nothing and only carries `context` (for tracers
     /// that decided not to sample). Does not allocate.
+    #[inline]
     pub const fn unrecorded(context: SpanContext) -> Self {
         Span {
             context,
@@ -257,11 +258,13 @@ impl Span {
     }
 
     /// The span's context.
+    #[inline]
     pub fn context(&self) -> &SpanContext {
         &self.context
     }
 
     /// Whether tags, logs and the span itself are recorded.
+    #[inline]
     pub fn is_recording(&self) -> bool {
         self.recording.is_some()
     }
@@ -404,6 +407,7 @@ impl Span {
     }
 
     /// Turns the span into a cheaply cloned handle shared by several owners.
+    #[inline]
     pub fn into_shared(self) -> SharedSpan {
         SharedSpan::new(self)
     }
@@ -506,6 +510,7 @@ impl SharedSpan {
     }
 
     /// A copy of the span's context.
+    #[inline]
     pub fn context(&self) -> SpanContext {
         lock(&self.0.context).clone()
     }
@@ -516,6 +521,7 @@ impl SharedSpan {
     }
 
     /// Whether the span is recorded and not finished yet.
+    #[inline]
     pub fn is_recording(&self) -> bool {
         lock(&self.0.span).is_recording()
     }

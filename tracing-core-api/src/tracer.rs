@@ -176,6 +176,7 @@ impl std::fmt::Debug for SpanBuilder<'_> {
 
 impl<'a> SpanBuilder<'a> {
     /// A builder for `tracer`.
+    #[inline]
     pub fn new(tracer: &'a dyn Tracer, name: Cow<'static, str>) -> Self {
         SpanBuilder {
             tracer,
@@ -195,11 +196,13 @@ impl<'a> SpanBuilder<'a> {
     }
 
     /// Adds a `ChildOf` reference (skipped if the context is invalid).
+    #[inline]
     pub fn child_of(self, cx: &SpanContext) -> Self {
         self.reference(Reference::child_of(cx.clone()))
     }
 
     /// Adds a `FollowsFrom` reference (skipped if the context is invalid).
+    #[inline]
     pub fn follows_from(self, cx: &SpanContext) -> Self {
         self.reference(Reference::follows_from(cx.clone()))
     }
@@ -218,6 +221,7 @@ impl<'a> SpanBuilder<'a> {
     /// tracer must see (a `jaeger-debug-id`, lone baggage, a sampling
     /// decision) as a `ChildOf` reference. Tracers that understand such
     /// contexts use them; the builder otherwise skips invalid references.
+    #[inline]
     pub fn with_extracted(mut self, cx: Option<SpanContext>) -> Self {
         self.explicit_parent = true;
         if let Some(cx) = cx {
@@ -227,24 +231,28 @@ impl<'a> SpanBuilder<'a> {
     }
 
     /// Adds an initial tag.
+    #[inline]
     pub fn tag(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) -> Self {
         self.options.tags.push(Tag::new(key, value));
         self
     }
 
     /// Sets an explicit start time.
+    #[inline]
     pub fn start_time(mut self, time: SystemTime) -> Self {
         self.options.start_time = Some(time);
         self
     }
 
     /// Does not parent the span on the current span.
+    #[inline]
     pub fn ignore_current_span(mut self) -> Self {
         self.ignore_current = true;
         self
     }
 
     /// Starts the span.
+    #[inline]
     pub fn start(mut self) -> Span {
         if !self.explicit_parent && !self.ignore_current {
             if let Some(cx) = current::current_context() {
@@ -258,6 +266,7 @@ impl<'a> SpanBuilder<'a> {
     }
 
     /// Starts the span and makes it shareable.
+    #[inline]
     pub fn start_shared(self) -> crate::SharedSpan {
         self.start().into_shared()
     }
