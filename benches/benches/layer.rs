@@ -11,13 +11,13 @@
 )]
 
 use std::hint::black_box;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http_body_util::BodyExt;
-use opentracing_api::{NoopTracer, Tracer};
+use opentracing_api::NoopTracer;
 use opentracing_jaeger::sampler::ConstSampler;
 use opentracing_jaeger::{Exporter, ExtractPolicy, JaegerTracer};
 use opentracing_tower::TracingLayer;
@@ -58,8 +58,7 @@ fn layer(c: &mut Criterion) {
     g.bench_function("identity layer", |b| {
         b.iter(|| rt.block_on(call(&identity)))
     });
-    let noop: Arc<dyn Tracer> = Arc::new(NoopTracer);
-    let with_noop = benchmarks::users_app().layer(TracingLayer::new(noop));
+    let with_noop = benchmarks::users_app().layer(TracingLayer::new(NoopTracer));
     g.bench_function("ours/noop", |b| b.iter(|| rt.block_on(call(&with_noop))));
     for sampled in [false, true] {
         let label = if sampled { "sampled" } else { "unsampled" };

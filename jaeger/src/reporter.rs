@@ -66,20 +66,49 @@ const RECYCLE_CAPACITY: usize = 512;
 impl Reporter {
     /// Offers a delivered span for reuse; spans whose vectors grew unusually
     /// large are freed instead, to keep the pool's memory bounded.
+    ///
+    /// A span's values (operation name, tag and log strings) stay in the
+    /// pool until a request thread reuses the box and `Span::recorded`
+    /// clears it: glibc's allocator frees memory much faster on the thread
+    /// that allocated it (freed here, each string would go through the
+    /// shared arena, and the request thread's next allocation after it).
+    /// The values were already sent; spans holding more than
+    /// `RECYCLE_KEEP_BYTES` of them are emptied here, so the pool holds at
+    /// most `RECYCLE_CAPACITY` times that.
     fn recycle(&self, mut span: Box<FinishedSpan>) {
         if span.tags.capacity() > 32 || span.logs.capacity() > 16 || span.references.capacity() > 8
         {
             return;
         }
-        // Emptied here, so the pool never holds span data (tag values may be
-        // large, or personal) longer than the delivery took.
-        span.tags.clear();
-        span.logs.clear();
-        span.references.clear();
-        span.context = opentracing_api::SpanContext::empty();
-        span.operation_name = std::borrow::Cow::Borrowed("");
+        if retained_bytes(&span) > RECYCLE_KEEP_BYTES {
+            span.tags.clear();
+            span.logs.clear();
+            span.references.clear();
+            span.context = opentracing_api::SpanContext::empty();
+            span.operation_name = std::borrow::Cow::Borrowed("");
+        }
         let _ = self.recycle.push(span);
     }
+}
+
+/// What a recycled span may keep of its values until reuse.
+const RECYCLE_KEEP_BYTES: usize = 2048;
+
+/// The heap bytes a finished span's values hold (strings, log fields).
+fn retained_bytes(span: &FinishedSpan) -> usize {
+    let value = |v: &opentracing_api::TagValue| v.as_str().map_or(0, str::len);
+    let tags: usize = span
+        .tags
+        .iter()
+        .map(|t| t.key.len() + value(&t.value))
+        .sum();
+    let logs: usize = span
+        .logs
+        .iter()
+        .flat_map(|l| &l.fields)
+        .map(|f| f.key.len() + value(&f.value) + 64)
+        .sum();
+    span.operation_name.len() + tags + logs
 }
 
 impl SpanRecorder for Reporter {

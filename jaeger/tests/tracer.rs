@@ -535,3 +535,43 @@ fn baggage_restrictions_hold_on_unsampled_spans_too() {
     assert_eq!(span.baggage_item("secret"), None);
     assert_eq!(tracer.metrics().snapshot().baggage_dropped, 1);
 }
+
+/// Delivered spans are reused (their boxes come back to the request path):
+/// a reused box must not carry anything of the span it held before.
+#[test]
+fn reused_span_boxes_carry_nothing_over() {
+    let store = InMemoryTransport::new();
+    let tracer = tracer_with(&store).build().unwrap();
+    for i in 0..64 {
+        let mut parent = tracer.span("old-parent").start();
+        let mut old = tracer
+            .span(format!("old-{i}"))
+            .child_of(parent.context())
+            .start();
+        old.set_tag("old.tag", format!("secret-{i}"));
+        old.log([("event", "old-event")]);
+        old.finish();
+        parent.finish();
+    }
+    tracer.flush(T).unwrap();
+    store.reset();
+    for i in 0..64 {
+        let mut span = tracer
+            .span(format!("new-{i}"))
+            .ignore_current_span()
+            .start();
+        span.set_tag("new.tag", i64::from(i));
+        span.finish();
+    }
+    tracer.flush(T).unwrap();
+    let spans = store.spans();
+    assert_eq!(spans.len(), 64);
+    for s in &spans {
+        assert!(s.operation_name.starts_with("new-"), "{s:?}");
+        assert!(s.references.is_empty(), "{s:?}");
+        assert!(s.logs.is_empty(), "{s:?}");
+        assert!(s.tag("old.tag").is_none(), "{s:?}");
+        assert!(s.tag("new.tag").is_some(), "{s:?}");
+    }
+    tracer.close(T).unwrap();
+}

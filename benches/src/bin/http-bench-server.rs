@@ -127,10 +127,8 @@ async fn finish<B: http_body::Body>(
     }
 }
 
-fn our_tracer(mode: &str) -> Result<Arc<dyn Tracer>, String> {
-    if mode == "noop" {
-        return Ok(Arc::new(NoopTracer));
-    }
+/// The Jaeger tracer the `unsampled` and `sampled` modes use.
+fn jaeger_tracer(mode: &str) -> Result<opentracing_jaeger::JaegerTracer, String> {
     let has_name = std::env::var_os("JAEGER_SERVICE_NAME").is_some()
         || std::env::var_os("OTEL_SERVICE_NAME").is_some();
     let lookup = |k: &str| {
@@ -142,17 +140,21 @@ fn our_tracer(mode: &str) -> Result<Arc<dyn Tracer>, String> {
     // sampled, and OpenTelemetry's AlwaysOff ignores that too.
     let mut policy = opentracing_jaeger::ExtractPolicy::default();
     policy.trust_sampling = mode == "sampled";
-    let tracer = opentracing_jaeger::builder_from_vars(&lookup)
+    opentracing_jaeger::builder_from_vars(&lookup)
         .map_err(|e| e.to_string())?
         .sampler(ConstSampler(mode == "sampled"))
         .extract_policy(policy)
         .build()
-        .map_err(|e| e.to_string())?;
-    Ok(Arc::new(tracer))
+        .map_err(|e| e.to_string())
 }
 
-fn ours(mode: &str, client: HttpClient, upstream: Option<Arc<str>>) -> Result<Router, String> {
-    let tracer = our_tracer(mode)?;
+/// Our layers with `tracer`, a concrete type as in an application (no
+/// `dyn Tracer` indirection).
+fn ours<T: Tracer + Clone + 'static>(
+    tracer: T,
+    client: HttpClient,
+    upstream: Option<Arc<str>>,
+) -> Router {
     let traced = ServiceBuilder::new()
         .layer(ClientTracingLayer::new(tracer.clone()))
         .service(client);
@@ -165,7 +167,7 @@ fn ours(mode: &str, client: HttpClient, upstream: Option<Arc<str>>) -> Result<Ro
             }
         })
     });
-    Ok(routes(AppState { upstream, chain }).layer(TracingLayer::new(tracer)))
+    routes(AppState { upstream, chain }).layer(TracingLayer::new(tracer))
 }
 
 fn bare(client: HttpClient, upstream: Option<Arc<str>>) -> Router {
@@ -263,7 +265,8 @@ async fn run(args: Args) -> Result<(), String> {
     let mut provider = None;
     let app = match args.mode.as_str() {
         "bare" => bare(client, upstream),
-        "noop" | "unsampled" | "sampled" => ours(&args.mode, client, upstream)?,
+        "noop" => ours(NoopTracer, client, upstream),
+        "unsampled" | "sampled" => ours(jaeger_tracer(&args.mode)?, client, upstream),
         _ => {
             let (app, p) = otel(&args.mode, client, upstream)?;
             provider = Some(p);

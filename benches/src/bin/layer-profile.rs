@@ -5,19 +5,28 @@
 //! `layer-profile MODE N` with MODE one of bare, identity, noop, unsampled,
 //! sampled, otel-unsampled, otel-sampled.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use http_body_util::BodyExt;
-use opentracing_api::{NoopTracer, Tracer};
+use opentracing_api::NoopTracer;
 use opentracing_jaeger::sampler::ConstSampler;
 use opentracing_jaeger::{Exporter, ExtractPolicy, JaegerTracer};
 use opentracing_tower::TracingLayer;
 use tower::ServiceExt;
 
 async fn run(app: Router, n: u64) {
-    for _ in 0..n {
+    run_flushing(app, n, || ()).await;
+}
+
+/// Like `run`, calling `flush` every 256 requests: the reporter then hands
+/// delivered spans back for reuse, as it does on a loaded server (in a
+/// single-threaded run it would otherwise only get to them at the end).
+async fn run_flushing(app: Router, n: u64, flush: impl Fn()) {
+    for i in 0..n {
+        if i % 256 == 255 {
+            flush();
+        }
         let Some(req) = benchmarks::traced_request() else {
             return;
         };
@@ -43,8 +52,10 @@ fn main() {
             n,
         )),
         "noop" => {
-            let t: Arc<dyn Tracer> = Arc::new(NoopTracer);
-            rt.block_on(run(benchmarks::users_app().layer(TracingLayer::new(t)), n));
+            rt.block_on(run(
+                benchmarks::users_app().layer(TracingLayer::new(NoopTracer)),
+                n,
+            ));
         }
         "unsampled" | "sampled" => {
             let sampled = mode == "sampled";
@@ -58,9 +69,12 @@ fn main() {
             else {
                 return;
             };
-            rt.block_on(run(
+            rt.block_on(run_flushing(
                 benchmarks::users_app().layer(TracingLayer::new(tracer.clone())),
                 n,
+                || {
+                    let _ = tracer.flush(Duration::from_secs(10));
+                },
             ));
             let _ = tracer.close(Duration::from_secs(10));
         }
