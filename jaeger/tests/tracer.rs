@@ -543,7 +543,7 @@ fn reused_span_boxes_carry_nothing_over() {
     let store = InMemoryTransport::new();
     let tracer = tracer_with(&store).build().unwrap();
     for i in 0..64 {
-        let mut parent = tracer.span("old-parent").start();
+        let parent = tracer.span("old-parent").start();
         let mut old = tracer
             .span(format!("old-{i}"))
             .child_of(parent.context())
