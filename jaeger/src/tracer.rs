@@ -233,11 +233,12 @@ impl JaegerTracer {
     }
 }
 
-impl Tracer for JaegerTracer {
+impl JaegerTracer {
+    /// Starts a span: the sampling decision tree.
     #[allow(clippy::too_many_lines)] // one decision tree, clearer in one place
-    fn start_span_with_options(
+    fn start<F: FnOnce() -> Cow<'static, str>>(
         &self,
-        operation_name: Cow<'static, str>,
+        mut name: LazyName<F>,
         options: &mut StartSpanOptions,
     ) -> Span {
         let inner = &*self.inner;
@@ -274,7 +275,9 @@ impl Tracer for JaegerTracer {
                 Some(_) => p.flags().with_sampled(true).with_debug(true),
                 None if p.is_sampling_decided() => p.flags(),
                 None => {
-                    let d = inner.sampler.sample(p.trace_id(), &operation_name);
+                    let d = inner
+                        .sampler
+                        .sample(p.trace_id(), name.for_sampler(&*inner.sampler));
                     TraceFlags::NONE.with_sampled(d.sampled)
                 }
             };
@@ -298,7 +301,9 @@ impl Tracer for JaegerTracer {
                     (Some(_), _) => TraceFlags::SAMPLED.with_debug(true),
                     (None, Some(f)) => f,
                     (None, None) => {
-                        let d = inner.sampler.sample(trace_id, &operation_name);
+                        let d = inner
+                            .sampler
+                            .sample(trace_id, name.for_sampler(&*inner.sampler));
                         if d.sampled {
                             extra_tags[0] = Some(Tag::new("sampler.type", d.sampler_type));
                             extra_tags[1] =
@@ -340,7 +345,7 @@ impl Tracer for JaegerTracer {
         let recorder: Arc<dyn SpanRecorder> = inner.reporter.clone();
         let mut span = Span::recorded(
             cx,
-            operation_name,
+            name.into_name(),
             options.start_time.unwrap_or_else(SystemTime::now),
             references,
             tags,
@@ -348,6 +353,60 @@ impl Tracer for JaegerTracer {
         );
         span.set_baggage_limits(inner.baggage.limits);
         span
+    }
+}
+
+/// A span's operation name, built when first needed.
+struct LazyName<F> {
+    make: Option<F>,
+    name: Option<Cow<'static, str>>,
+}
+
+impl<F: FnOnce() -> Cow<'static, str>> LazyName<F> {
+    fn new(make: F) -> Self {
+        LazyName {
+            make: Some(make),
+            name: None,
+        }
+    }
+
+    /// The name for `sampler`: built only if the sampler reads it.
+    fn for_sampler(&mut self, sampler: &dyn Sampler) -> &str {
+        if sampler.uses_operation_name() {
+            self.get()
+        } else {
+            ""
+        }
+    }
+
+    fn get(&mut self) -> &str {
+        if self.name.is_none() {
+            self.name = self.make.take().map(|make| make());
+        }
+        self.name.as_deref().unwrap_or_default()
+    }
+
+    fn into_name(mut self) -> Cow<'static, str> {
+        self.get();
+        self.name.unwrap_or_default()
+    }
+}
+
+impl Tracer for JaegerTracer {
+    fn start_span_with_options(
+        &self,
+        operation_name: Cow<'static, str>,
+        options: &mut StartSpanOptions,
+    ) -> Span {
+        self.start(LazyName::new(move || operation_name), options)
+    }
+
+    fn start_span_with_lazy_name(
+        &self,
+        operation_name: &mut dyn FnMut() -> Cow<'static, str>,
+        options: &mut StartSpanOptions,
+    ) -> Span {
+        self.start(LazyName::new(operation_name), options)
     }
 
     fn propagator(&self) -> &dyn Propagator {

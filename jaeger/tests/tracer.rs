@@ -575,3 +575,56 @@ fn reused_span_boxes_carry_nothing_over() {
     }
     tracer.close(T).unwrap();
 }
+
+/// A lazily named span builds its name only when the tracer needs it: for
+/// a recorded span, or for a sampler that decides by name.
+#[test]
+fn lazy_names_are_built_only_when_needed() {
+    use opentracing_jaeger::sampler::PerOperationSampler;
+    use std::borrow::Cow;
+    use std::cell::Cell;
+    let store = InMemoryTransport::new();
+    let calls = Cell::new(0);
+    let mut make = || {
+        calls.set(calls.get() + 1);
+        Cow::Borrowed("GET /users/{id}")
+    };
+    // Sampling nothing, by a sampler that ignores names: never built.
+    let off = tracer_with(&store)
+        .sampler(ConstSampler(false))
+        .build()
+        .unwrap();
+    let span = off.span_with_lazy_name(&mut make).start();
+    assert!(!span.is_recording());
+    drop(span);
+    assert_eq!(calls.get(), 0);
+    // Recorded: built once, and the span carries it.
+    let on = tracer_with(&store)
+        .sampler(ConstSampler(true))
+        .build()
+        .unwrap();
+    let span = on.span_with_lazy_name(&mut make).start();
+    assert_eq!(span.operation_name(), Some("GET /users/{id}"));
+    span.finish();
+    assert_eq!(calls.get(), 1);
+    // A per-operation sampler needs the name to decide, even to say no.
+    let by_name = tracer_with(&store)
+        .sampler(PerOperationSampler::new(
+            0.0,
+            0.0,
+            8,
+            [("other".to_owned(), 1.0)],
+        ))
+        .build()
+        .unwrap();
+    let span = by_name.span_with_lazy_name(&mut make).start();
+    assert!(!span.is_recording());
+    drop(span);
+    assert_eq!(calls.get(), 2);
+    let mut other = || Cow::Borrowed("other");
+    let span = by_name.span_with_lazy_name(&mut other).start();
+    assert!(span.is_recording(), "sampled by its name");
+    for t in [off, on, by_name] {
+        t.close(T).unwrap();
+    }
+}

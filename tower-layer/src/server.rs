@@ -287,11 +287,21 @@ where
                 .ok()
                 .flatten(),
         );
-        let operation = custom_name.unwrap_or_else(|| default_operation_name(&req));
-        let mut span = tracer
-            .span(operation.clone())
-            .with_extracted(parent)
-            .start();
+        // The observer needs the name of every request; otherwise the
+        // tracer builds it only for spans it records (or samples by name).
+        let operation = match custom_name {
+            None if config.observer.is_some() => Some(default_operation_name(&req)),
+            name => name,
+        };
+        let mut span = if let Some(name) = &operation {
+            tracer.span(name.clone()).with_extracted(parent).start()
+        } else {
+            let mut make_name = || default_operation_name(&req);
+            tracer
+                .span_with_lazy_name(&mut make_name)
+                .with_extracted(parent)
+                .start()
+        };
         if !span.is_recording() && config.observer.is_none() {
             // Nothing to record and nothing to tell an observer.
             if !span.context().is_valid() {
@@ -346,7 +356,7 @@ where
         let tracked = Tracked {
             span,
             started,
-            operation,
+            operation: operation.unwrap_or_default(),
             observer: config.observer.clone(),
             status: None,
             error: false,

@@ -56,6 +56,20 @@ pub trait Tracer: Send + Sync {
         options: &mut StartSpanOptions,
     ) -> Span;
 
+    /// Starts a span whose operation name is built only if the tracer
+    /// needs it: for a span it records, or for a sampler that decides by
+    /// name. Instrumentation that assembles a name on every call (a route
+    /// template joined to the method) then spends nothing on it for the
+    /// requests a tracer does not sample. The default builds the name
+    /// first.
+    fn start_span_with_lazy_name(
+        &self,
+        operation_name: &mut dyn FnMut() -> Cow<'static, str>,
+        options: &mut StartSpanOptions,
+    ) -> Span {
+        self.start_span_with_options(operation_name(), options)
+    }
+
     /// The propagator used by [`inject`](Self::inject) and
     /// [`extract`](Self::extract).
     fn propagator(&self) -> &dyn Propagator;
@@ -98,17 +112,48 @@ pub trait Tracer: Send + Sync {
 pub trait TracerExt: Tracer {
     /// A builder for a span named `operation_name`.
     fn span(&self, operation_name: impl Into<Cow<'static, str>>) -> SpanBuilder<'_>;
+
+    /// A builder for a span whose name `make_name` builds, called only if
+    /// the tracer needs the name (see
+    /// [`Tracer::start_span_with_lazy_name`]).
+    ///
+    /// ```
+    /// use opentracing_api::{MockTracer, TracerExt};
+    /// let tracer = MockTracer::new();
+    /// let (method, route) = ("GET", "/users/{id}");
+    /// let mut name = || format!("{method} {route}").into();
+    /// let span = tracer.span_with_lazy_name(&mut name).start();
+    /// assert_eq!(span.operation_name(), Some("GET /users/{id}"));
+    /// ```
+    fn span_with_lazy_name<'a>(
+        &'a self,
+        make_name: &'a mut dyn FnMut() -> Cow<'static, str>,
+    ) -> SpanBuilder<'a>;
 }
 
 impl<T: Tracer> TracerExt for T {
     fn span(&self, operation_name: impl Into<Cow<'static, str>>) -> SpanBuilder<'_> {
         SpanBuilder::new(self, operation_name.into())
     }
+
+    fn span_with_lazy_name<'a>(
+        &'a self,
+        make_name: &'a mut dyn FnMut() -> Cow<'static, str>,
+    ) -> SpanBuilder<'a> {
+        SpanBuilder::with_lazy_name(self, make_name)
+    }
 }
 
 impl TracerExt for dyn Tracer + '_ {
     fn span(&self, operation_name: impl Into<Cow<'static, str>>) -> SpanBuilder<'_> {
         SpanBuilder::new(self, operation_name.into())
+    }
+
+    fn span_with_lazy_name<'a>(
+        &'a self,
+        make_name: &'a mut dyn FnMut() -> Cow<'static, str>,
+    ) -> SpanBuilder<'a> {
+        SpanBuilder::with_lazy_name(self, make_name)
     }
 }
 
@@ -117,6 +162,9 @@ macro_rules! forward_tracer {
         impl<T: Tracer + ?Sized> Tracer for $ty {
             fn start_span_with_options(&self, name: Cow<'static, str>, options: &mut StartSpanOptions) -> Span {
                 (**self).start_span_with_options(name, options)
+            }
+            fn start_span_with_lazy_name(&self, name: &mut dyn FnMut() -> Cow<'static, str>, options: &mut StartSpanOptions) -> Span {
+                (**self).start_span_with_lazy_name(name, options)
             }
             fn propagator(&self) -> &dyn Propagator {
                 (**self).propagator()
@@ -159,10 +207,25 @@ forward_tracer!(Arc<T>, Box<T>, &T);
 #[must_use = "a span builder does nothing until `start` is called"]
 pub struct SpanBuilder<'a> {
     tracer: &'a dyn Tracer,
-    name: Cow<'static, str>,
+    name: SpanName<'a>,
     options: StartSpanOptions,
     ignore_current: bool,
     explicit_parent: bool,
+}
+
+/// The name of a span being built: given, or built on demand.
+enum SpanName<'a> {
+    Ready(Cow<'static, str>),
+    Lazy(&'a mut dyn FnMut() -> Cow<'static, str>),
+}
+
+impl std::fmt::Debug for SpanName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpanName::Ready(name) => name.fmt(f),
+            SpanName::Lazy(_) => f.write_str("<built on demand>"),
+        }
+    }
 }
 
 impl std::fmt::Debug for SpanBuilder<'_> {
@@ -180,7 +243,23 @@ impl<'a> SpanBuilder<'a> {
     pub fn new(tracer: &'a dyn Tracer, name: Cow<'static, str>) -> Self {
         SpanBuilder {
             tracer,
-            name,
+            name: SpanName::Ready(name),
+            options: StartSpanOptions::default(),
+            ignore_current: false,
+            explicit_parent: false,
+        }
+    }
+
+    /// A builder for `tracer` whose name `make_name` builds if the tracer
+    /// needs it (see [`Tracer::start_span_with_lazy_name`]).
+    #[inline]
+    pub fn with_lazy_name(
+        tracer: &'a dyn Tracer,
+        make_name: &'a mut dyn FnMut() -> Cow<'static, str>,
+    ) -> Self {
+        SpanBuilder {
+            tracer,
+            name: SpanName::Lazy(make_name),
             options: StartSpanOptions::default(),
             ignore_current: false,
             explicit_parent: false,
@@ -261,8 +340,12 @@ impl<'a> SpanBuilder<'a> {
                 }
             }
         }
-        self.tracer
-            .start_span_with_options(self.name, &mut self.options)
+        match self.name {
+            SpanName::Ready(name) => self.tracer.start_span_with_options(name, &mut self.options),
+            SpanName::Lazy(make_name) => self
+                .tracer
+                .start_span_with_lazy_name(make_name, &mut self.options),
+        }
     }
 
     /// Starts the span and makes it shareable.

@@ -50,11 +50,22 @@ pub struct SamplingDecision {
 pub trait Sampler: Send + Sync + fmt::Debug {
     /// The decision for a new trace with this id, started by `operation`.
     fn sample(&self, trace_id: TraceId, operation: &str) -> SamplingDecision;
+
+    /// Whether decisions depend on the operation name. When they do not,
+    /// the tracer need not build the name of a span it will not record
+    /// (it passes an empty one). The default, `true`, is always correct.
+    fn uses_operation_name(&self) -> bool {
+        true
+    }
 }
 
 impl<S: Sampler + ?Sized> Sampler for Arc<S> {
     fn sample(&self, trace_id: TraceId, operation: &str) -> SamplingDecision {
         (**self).sample(trace_id, operation)
+    }
+
+    fn uses_operation_name(&self) -> bool {
+        (**self).uses_operation_name()
     }
 }
 
@@ -69,6 +80,10 @@ impl Sampler for ConstSampler {
             sampler_type: "const",
             param: SamplerParam::Bool(self.0),
         }
+    }
+
+    fn uses_operation_name(&self) -> bool {
+        false
     }
 }
 
@@ -108,6 +123,10 @@ impl Sampler for ProbabilisticSampler {
             sampler_type: "probabilistic",
             param: SamplerParam::Float(self.rate),
         }
+    }
+
+    fn uses_operation_name(&self) -> bool {
+        false
     }
 }
 
@@ -172,6 +191,10 @@ impl Sampler for RateLimitingSampler {
             sampler_type: "ratelimiting",
             param: SamplerParam::Float(self.rate),
         }
+    }
+
+    fn uses_operation_name(&self) -> bool {
+        false
     }
 }
 

@@ -247,6 +247,13 @@ impl Sampler for RemoteSampler {
             .clone();
         s.sample(trace_id, operation)
     }
+
+    fn uses_operation_name(&self) -> bool {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .uses_operation_name()
+    }
 }
 
 async fn fetch(

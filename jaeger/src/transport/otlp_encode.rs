@@ -111,8 +111,8 @@ fn parent_index(s: &FinishedSpan) -> Option<usize> {
         })
 }
 
-fn kind(s: &FinishedSpan) -> u64 {
-    match s.tag(tags::SPAN_KIND).and_then(TagValue::as_str) {
+fn kind(span_kind: &TagValue) -> u64 {
+    match span_kind.as_str() {
         Some(tags::SPAN_KIND_SERVER) => 2,
         Some(tags::SPAN_KIND_CLIENT) => 3,
         Some(tags::SPAN_KIND_PRODUCER) => 4,
@@ -136,16 +136,14 @@ fn ref_type(kind: ReferenceKind) -> TagValue {
     })
 }
 
-fn error_message(s: &FinishedSpan) -> Option<&TagValue> {
-    if s.tag(tags::ERROR).and_then(TagValue::as_bool) != Some(true) {
-        return None;
-    }
+/// The status message of a failed span: its first logged message.
+fn error_message(s: &FinishedSpan) -> &TagValue {
+    static NONE: TagValue = TagValue::String(std::borrow::Cow::Borrowed(""));
     s.logs
         .iter()
         .flat_map(|l| &l.fields)
         .find(|f| f.key == log_fields::MESSAGE || f.key == log_fields::ERROR_OBJECT)
-        .map(|f| &f.value)
-        .or(Some(&TagValue::String(std::borrow::Cow::Borrowed(""))))
+        .map_or(&NONE, |f| &f.value)
 }
 
 /// The display form of a value, as `TagValue::to_string` gives it, without
@@ -157,38 +155,65 @@ fn text(v: &TagValue) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn span_size(s: &FinishedSpan) -> usize {
+/// What the encoder needs to know of a span, found in one pass over its
+/// tags and kept for the writing pass (which would otherwise search the
+/// tags again for the kind and the error flag).
+struct SpanFacts<'a> {
+    /// The encoded size of the `Span` message.
+    size: usize,
+    kind: u64,
+    parent: Option<usize>,
+    /// The status message, for spans tagged `error=true`.
+    error: Option<&'a TagValue>,
+}
+
+fn span_facts(s: &FinishedSpan) -> SpanFacts<'_> {
     let cx = &s.context;
+    let parent = parent_index(s);
+    let mut kind_code = 1;
+    let mut failed = false;
     let mut n = ld_size(16) + ld_size(8);
     if let Some(ts) = cx.trace_state().filter(|t| !t.is_empty()) {
         n += ld_size(ts.len());
     }
-    if parent_index(s).is_some() {
+    if parent.is_some() {
         n += ld_size(8);
     }
     n += ld_size(s.operation_name.len());
-    n += 1 + varint_len(kind(s));
     n += 9 + 9; // start and end, fixed64
-    for t in s.tags.iter().filter(|t| t.key != tags::SPAN_KIND) {
+    for t in &s.tags {
+        if t.key == tags::SPAN_KIND {
+            kind_code = kind(&t.value);
+            continue;
+        }
+        if t.key == tags::ERROR {
+            failed = t.value.as_bool() == Some(true);
+        }
         n += ld_size(kv_size(&t.key, &t.value));
     }
+    n += 1 + varint_len(kind_code);
     for l in &s.logs {
         n += ld_size(event_size(&l.fields, l.timestamp));
     }
-    let parent = parent_index(s);
     for (i, r) in s.references.iter().enumerate() {
         if Some(i) != parent {
             n += ld_size(link_size(r.kind));
         }
     }
-    if let Some(m) = error_message(s) {
+    let error = failed.then(|| error_message(s));
+    if let Some(m) = error {
         n += ld_size(status_size(m));
     }
     let flags = u32::from(cx.flags().to_u8() & 1);
     if flags != 0 {
         n += 2 + 4; // field 16 takes a two-byte key
     }
-    n
+    SpanFacts {
+        size: n,
+        kind: kind_code,
+        parent,
+        error,
+    }
 }
 
 fn event_size(fields: &[Tag], ts: SystemTime) -> usize {
@@ -210,14 +235,14 @@ fn status_size(message: &TagValue) -> usize {
     (if m.is_empty() { 0 } else { ld_size(m.len()) }) + 2
 }
 
-fn put_span(out: &mut Vec<u8>, s: &FinishedSpan) {
+fn put_span(out: &mut Vec<u8>, s: &FinishedSpan, facts: &SpanFacts<'_>) {
     let cx = &s.context;
     put_bytes(out, 1, &cx.trace_id().to_u128().to_be_bytes());
     put_bytes(out, 2, &cx.span_id().to_u64().to_be_bytes());
     if let Some(ts) = cx.trace_state().filter(|t| !t.is_empty()) {
         put_bytes(out, 3, ts.as_bytes());
     }
-    let parent = parent_index(s);
+    let parent = facts.parent;
     if let Some(i) = parent {
         put_bytes(
             out,
@@ -227,7 +252,7 @@ fn put_span(out: &mut Vec<u8>, s: &FinishedSpan) {
     }
     put_bytes(out, 5, s.operation_name.as_bytes());
     key(out, 6, VARINT);
-    put_varint(out, kind(s));
+    put_varint(out, facts.kind);
     key(out, 7, I64);
     out.extend_from_slice(&nanos(s.start_time).to_le_bytes());
     key(out, 8, I64);
@@ -256,7 +281,7 @@ fn put_span(out: &mut Vec<u8>, s: &FinishedSpan) {
         put_bytes(out, 2, &r.context.span_id().to_u64().to_be_bytes());
         put_kv(out, 4, "opentracing.ref_type", &ref_type(r.kind));
     }
-    if let Some(m) = error_message(s) {
+    if let Some(m) = facts.error {
         put_len(out, 15, status_size(m));
         let m = text(m);
         if !m.is_empty() {
@@ -285,8 +310,8 @@ pub(crate) fn encode_export_request(process: &Process, spans: &[Box<FinishedSpan
             .map(|t| ld_size(kv_size(&t.key, &t.value)))
             .sum::<usize>();
     let scope = ld_size(SCOPE_NAME.len()) + ld_size(SCOPE_VERSION.len());
-    let span_sizes: Vec<usize> = spans.iter().map(|s| span_size(s)).collect();
-    let scope_spans = ld_size(scope) + span_sizes.iter().map(|n| ld_size(*n)).sum::<usize>();
+    let facts: Vec<SpanFacts<'_>> = spans.iter().map(|s| span_facts(s)).collect();
+    let scope_spans = ld_size(scope) + facts.iter().map(|f| ld_size(f.size)).sum::<usize>();
     let resource_spans = ld_size(resource) + ld_size(scope_spans);
     let mut out = Vec::with_capacity(ld_size(resource_spans));
     put_len(&mut out, 1, resource_spans);
@@ -299,11 +324,11 @@ pub(crate) fn encode_export_request(process: &Process, spans: &[Box<FinishedSpan
     put_len(&mut out, 1, scope);
     put_bytes(&mut out, 1, SCOPE_NAME.as_bytes());
     put_bytes(&mut out, 2, SCOPE_VERSION.as_bytes());
-    for (s, n) in spans.iter().zip(&span_sizes) {
-        put_len(&mut out, 2, *n);
+    for (s, f) in spans.iter().zip(&facts) {
+        put_len(&mut out, 2, f.size);
         let before = out.len();
-        put_span(&mut out, s);
-        debug_assert_eq!(out.len() - before, *n, "span size mismatch");
+        put_span(&mut out, s, f);
+        debug_assert_eq!(out.len() - before, f.size, "span size mismatch");
     }
     out
 }
