@@ -56,8 +56,10 @@ pub trait Extractor {
         self.get(name.as_str())
     }
 
-    /// Calls `f` for every key/value pair.
-    fn for_each(&self, f: &mut dyn FnMut(&str, &[u8]));
+    /// Calls `f` for every key/value pair. The pairs are borrowed from the
+    /// carrier, so a propagator can keep the ones it wants and parse them
+    /// after the scan.
+    fn for_each<'a>(&'a self, f: &mut dyn FnMut(&'a str, &'a [u8]));
 
     /// Every value of a header that may be repeated, joined with `,` as
     /// RFC 7230 combines list-valued header lines (`tracestate`,
@@ -111,7 +113,7 @@ impl Extractor for HeaderMap {
         Some(std::borrow::Cow::Owned(joined))
     }
 
-    fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
+    fn for_each<'a>(&'a self, f: &mut dyn FnMut(&'a str, &'a [u8])) {
         for (k, v) in self {
             f(k.as_str(), v.as_bytes());
         }
@@ -139,7 +141,7 @@ impl<S: BuildHasher> Extractor for HashMap<String, String, S> {
             .map(String::as_bytes)
     }
 
-    fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
+    fn for_each<'a>(&'a self, f: &mut dyn FnMut(&'a str, &'a [u8])) {
         for (k, v) in self {
             f(k, v.as_bytes());
         }
@@ -167,7 +169,7 @@ impl Extractor for BTreeMap<String, String> {
             .map(String::as_bytes)
     }
 
-    fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
+    fn for_each<'a>(&'a self, f: &mut dyn FnMut(&'a str, &'a [u8])) {
         for (k, v) in self {
             f(k, v.as_bytes());
         }
@@ -196,7 +198,7 @@ impl<T: Extractor + ?Sized> Extractor for &T {
     fn get_joined(&self, name: &HeaderName) -> Option<std::borrow::Cow<'_, [u8]>> {
         (**self).get_joined(name)
     }
-    fn for_each(&self, f: &mut dyn FnMut(&str, &[u8])) {
+    fn for_each<'a>(&'a self, f: &mut dyn FnMut(&'a str, &'a [u8])) {
         (**self).for_each(f);
     }
 }

@@ -337,8 +337,9 @@ impl Propagator for JaegerPropagator {
     ) -> Result<Option<SpanContext>, ExtractError> {
         let h = &self.headers;
         let prefix = h.baggage_prefix.as_bytes();
-        let mut trace: Option<Result<SpanContext, ExtractError>> = None;
-        let mut debug: Option<Result<Option<String>, ExtractError>> = None;
+        // The scan only notes where things are; parsing comes after it.
+        let mut trace: Option<&[u8]> = None;
+        let mut debug: Option<&[u8]> = None;
         let mut baggage = Baggage::new();
         carrier.for_each(&mut |key, value| {
             let kb = key.as_bytes();
@@ -350,25 +351,26 @@ impl Propagator for JaegerPropagator {
             if has_prefix {
                 self.add_baggage_item(format, key, value, &mut baggage);
             } else if name_eq(kb, h.trace_context.as_str()) {
-                if trace.is_none() {
-                    trace = Some(self.parse_trace_value(value));
-                }
+                trace.get_or_insert(value);
             } else if name_eq(kb, h.debug_id.as_str()) {
-                if debug.is_none() {
-                    debug = Some(self.parse_debug_id(value));
-                }
+                debug.get_or_insert(value);
             } else if name_eq(kb, h.baggage.as_str()) {
                 self.add_jaeger_baggage(value, &mut baggage);
             }
         });
-        let cx = trace.transpose()?;
-        let debug_id = debug.transpose()?.flatten();
-        if cx.is_none() && debug_id.is_none() && baggage.is_empty() {
+        let mut out = match trace {
+            Some(value) => self.parse_trace_value(value)?,
+            None => SpanContext::default(),
+        };
+        let debug_id = match debug {
+            Some(value) => self.parse_debug_id(value)?,
+            None => None,
+        };
+        if trace.is_none() && debug_id.is_none() && baggage.is_empty() {
             return Ok(None);
         }
-        let mut out = cx.unwrap_or_default();
         if !baggage.is_empty() {
-            out = out.with_baggage(baggage);
+            *out.baggage_mut() = baggage;
         }
         if debug_id.is_some() {
             out = out.with_debug_id(debug_id.as_deref());
