@@ -341,12 +341,22 @@ impl Propagator for JaegerPropagator {
         let mut trace: Option<&[u8]> = None;
         let mut debug: Option<&[u8]> = None;
         let mut baggage = Baggage::new();
-        carrier.for_each(&mut |key, value| {
+        // Most headers of a request are none of ours: reject them on their
+        // first byte before any comparison.
+        let first = |name: &[u8]| name.first().map(u8::to_ascii_lowercase);
+        let firsts = [
+            first(h.trace_context.as_str().as_bytes()),
+            first(h.debug_id.as_str().as_bytes()),
+            first(h.baggage.as_str().as_bytes()),
+            first(prefix),
+        ];
+        let mut visit = |key: &str, value| {
             let kb = key.as_bytes();
-            // Cheap reject on the first byte before the full comparison.
+            if !firsts.contains(&first(kb)) {
+                return;
+            }
             let has_prefix = !prefix.is_empty()
                 && kb.len() > prefix.len()
-                && kb[0].eq_ignore_ascii_case(&prefix[0])
                 && kb[..prefix.len()].eq_ignore_ascii_case(prefix);
             if has_prefix {
                 self.add_baggage_item(format, key, value, &mut baggage);
@@ -357,7 +367,8 @@ impl Propagator for JaegerPropagator {
             } else if name_eq(kb, h.baggage.as_str()) {
                 self.add_jaeger_baggage(value, &mut baggage);
             }
-        });
+        };
+        carrier.for_each(&mut visit);
         let mut out = match trace {
             Some(value) => self.parse_trace_value(value)?,
             None => SpanContext::default(),
