@@ -864,3 +864,29 @@ async fn unsampled_requests_still_propagate_their_context() {
     );
     let _ = tracer.close(Duration::from_secs(5));
 }
+
+/// RPC metrics count every request, sampled or not, under the route name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_metrics_count_unsampled_requests_too() {
+    let tracer = opentracing_jaeger::JaegerTracer::builder("unsampled-metrics")
+        .sampler(opentracing_jaeger::sampler::ConstSampler(false))
+        .exporter(opentracing_jaeger::Exporter::None)
+        .build()
+        .unwrap();
+    let metrics = Arc::new(RpcMetrics::default());
+    let app = Router::new()
+        .route("/users/{id}", get(|| async { "user" }))
+        .route("/fail", get(|| async { StatusCode::BAD_GATEWAY }))
+        .layer(TracingLayer::new(tracer.clone()).with_observer(metrics.clone()));
+    let addr = serve(app).await;
+    for path in ["/users/1", "/users/2", "/fail"] {
+        get_with(addr, path, &[]).await;
+    }
+    let start = Instant::now();
+    while metrics.counts("GET /fail").is_none() && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(metrics.counts("GET /users/{id}"), Some((2, 0)));
+    assert_eq!(metrics.counts("GET /fail"), Some((1, 1)));
+    let _ = tracer.close(Duration::from_secs(5));
+}
