@@ -430,12 +430,15 @@ impl Tracer for JaegerTracer {
                 if !policy.trust_debug_id && cx.debug_id().is_some() {
                     cx = cx.with_debug_id(None);
                 }
-                let baggage = if policy.trust_baggage {
-                    self.restrict_baggage(cx.baggage())
-                } else {
-                    Baggage::new()
-                };
-                Ok(Some(cx.with_baggage(baggage)))
+                if !cx.baggage().is_empty() {
+                    let baggage = if policy.trust_baggage {
+                        self.restrict_baggage(cx.baggage())
+                    } else {
+                        Baggage::new()
+                    };
+                    *cx.baggage_mut() = baggage;
+                }
+                Ok(Some(cx))
             }
             Ok(None) => Ok(None),
             Err(e) => {
