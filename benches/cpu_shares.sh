@@ -17,29 +17,8 @@ SECS=${SECONDS_PER_MODE:-8}
 URL_PATH=${URL_PATH:-/users/42}
 OUT=${OUT:-target/cpu-shares}
 command -v perf >/dev/null || { echo "perf (linux-perf) is needed"; exit 1; }
-command -v wrk >/dev/null || { echo "wrk is needed (benches/load.sh installs it)"; exit 1; }
-
-cargo build -q --release -p benchmarks
-bin=target/release
-mkdir -p "$OUT"
-pids=()
-cleanup() {
-  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-taskset -c 1 "$bin/bench-sink" >"$OUT/sink.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do grep -q '^UDP' "$OUT/sink.out" 2>/dev/null && break; sleep 0.1; done
-export OTEL_SERVICE_NAME=http-bench-server
-export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$(awk '/^HTTP/ {print $2}' "$OUT/sink.out")"
-export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
-cat >"$OUT/headers.lua" <<'LUA'
-wrk.headers["uber-trace-id"] = "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1"
-wrk.headers["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-LUA
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=benches/common.sh
+. benches/common.sh
 
 printf "%-15s %9s %8s %7s %9s %9s %8s\n" mode req/s kernel libc tracing exporter other
 for mode in $MODES; do
@@ -48,7 +27,7 @@ for mode in $MODES; do
   srv=$!
   pids+=("$srv")
   for _ in $(seq 50); do grep -q listening "$OUT/server-$mode.log" 2>/dev/null && break; sleep 0.1; done
-  taskset -c 1 wrk -t1 -c32 -d$((SECS + 2))s -s "$OUT/headers.lua" "http://127.0.0.1:$port$URL_PATH" >"$OUT/wrk-$mode.txt" 2>&1 &
+  taskset -c 1 wrk -t1 -c32 -d$((SECS + 2))s -H "$hdr1" -H "$hdr2" "http://127.0.0.1:$port$URL_PATH" >"$OUT/wrk-$mode.txt" 2>&1 &
   w=$!
   sleep 1
   perf record -q -e cpu-clock -p "$srv" -o "$OUT/perf-$mode.data" -- sleep "$SECS" 2>/dev/null

@@ -18,36 +18,9 @@ URL_PATH=${URL_PATH:-/users/42}
 MODES=${MODES:-"bare noop unsampled sampled otel-unsampled otel-sampled"}
 OUT=${OUT:-target/load}
 
-if ! command -v wrk >/dev/null; then
-  echo "== installing wrk (Debian package)"
-  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null; else sudo apt-get install -y -qq wrk >/dev/null; fi
-fi
-command -v taskset >/dev/null || { echo "taskset (util-linux) is needed"; exit 1; }
-
-cargo build -q --release -p benchmarks
-bin=target/release
-mkdir -p "$OUT"
-
-pids=()
-cleanup() {
-  for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-# The sink shares wrk's core, never the server's: the server's core is the
-# resource being measured, and both stacks export to the same sink.
-taskset -c 1 "$bin/bench-sink" >"$OUT/sink.out" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do grep -q '^UDP' "$OUT/sink.out" 2>/dev/null && break; sleep 0.1; done
-http_port=$(awk '/^HTTP/ {print $2}' "$OUT/sink.out")
-udp_port=$(awk '/^UDP/ {print $2}' "$OUT/sink.out")
-export OTEL_SERVICE_NAME=http-bench-server
-export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$http_port"
-export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+# shellcheck source=benches/common.sh
+. benches/common.sh
 echo "sink: OTLP/HTTP 127.0.0.1:$http_port, UDP 127.0.0.1:$udp_port"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 results="$OUT/results.tsv"
 printf "round\tmode\trps\tp50_us\tp99_us\trss_kb\n" >"$results"
@@ -66,8 +39,6 @@ for round in $(seq "$ROUNDS"); do
       sleep 0.05
     done
     url="http://127.0.0.1:$port$URL_PATH"
-    hdr1="uber-trace-id: 4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1"
-    hdr2="traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     taskset -c 1 wrk -t1 -c"$CONNS" -d2s -H "$hdr1" -H "$hdr2" "$url" >/dev/null
     taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "$hdr1" -H "$hdr2" "$url" >"$OUT/wrk-$round-$mode.txt"
     rps=$(awk '/^Requests\/sec/ {print $2}' "$OUT/wrk-$round-$mode.txt")
