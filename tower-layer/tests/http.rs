@@ -792,15 +792,20 @@ async fn the_noop_tracer_still_strips_forwarded_headers_for_denied_hosts() {
     assert!(!headers.contains_key("uber-trace-id"), "{headers:?}");
 }
 
+/// The Jaeger tracer sampling nothing (and exporting nowhere).
+fn unsampled_jaeger_tracer() -> opentracing_jaeger::JaegerTracer {
+    opentracing_jaeger::JaegerTracer::builder("unsampled")
+        .sampler(opentracing_jaeger::sampler::ConstSampler(false))
+        .exporter(opentracing_jaeger::Exporter::None)
+        .build()
+        .unwrap()
+}
+
 /// With a tracer sampling nothing, the layer keeps only the context: it
 /// still reaches the handler, every outgoing call, and the trace-id header.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsampled_requests_still_propagate_their_context() {
-    let tracer = opentracing_jaeger::JaegerTracer::builder("unsampled")
-        .sampler(opentracing_jaeger::sampler::ConstSampler(false))
-        .exporter(opentracing_jaeger::Exporter::None)
-        .build()
-        .unwrap();
+    let tracer = unsampled_jaeger_tracer();
     let (down_addr, seen) = recording_server().await;
     let traced_client = ServiceBuilder::new()
         .layer(ClientTracingLayer::new(tracer.clone()))
@@ -868,11 +873,7 @@ async fn unsampled_requests_still_propagate_their_context() {
 /// RPC metrics count every request, sampled or not, under the route name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpc_metrics_count_unsampled_requests_too() {
-    let tracer = opentracing_jaeger::JaegerTracer::builder("unsampled-metrics")
-        .sampler(opentracing_jaeger::sampler::ConstSampler(false))
-        .exporter(opentracing_jaeger::Exporter::None)
-        .build()
-        .unwrap();
+    let tracer = unsampled_jaeger_tracer();
     let metrics = Arc::new(RpcMetrics::default());
     let app = Router::new()
         .route("/users/{id}", get(|| async { "user" }))
