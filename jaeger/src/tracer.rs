@@ -343,16 +343,14 @@ impl JaegerTracer {
             .into_iter()
             .chain(extra_tags.into_iter().flatten());
         let recorder: Arc<dyn SpanRecorder> = inner.reporter.clone();
-        let mut span = Span::recorded(
+        Span::recorded(
             cx,
             name.into_name(),
             options.start_time.unwrap_or_else(SystemTime::now),
             references,
             tags,
             recorder,
-        );
-        span.set_baggage_limits(inner.baggage.limits);
-        span
+        )
     }
 }
 

@@ -131,18 +131,21 @@ pub trait SpanRecorder: Send + Sync {
     /// limit): for the tracer's metrics. The default does nothing.
     fn baggage_refused(&self) {}
 
-    /// The limits for spans that carry this recorder only as their baggage
-    /// policy ([`Span::unrecorded_with_policy`]). Default
+    /// The limits [`Span::set_baggage_item`] applies on the spans of this
+    /// recorder (recorded ones, and unrecorded ones that carry it as their
+    /// baggage policy, [`Span::unrecorded_with_policy`]). Default
     /// [`BaggageLimits::DEFAULT`].
     fn baggage_limits(&self) -> BaggageLimits {
         BaggageLimits::DEFAULT
     }
 }
 
+// Kept small: a `Span` is moved a few times on every request, and its size
+// decides whether those moves are a few registers or a `memcpy` call. The
+// baggage limits are the recorder's to say, not stored per span.
 struct Recording {
     /// Filled in as the span runs; handed to the recorder as it is.
     data: Box<FinishedSpan>,
-    baggage_limits: BaggageLimits,
     recorder: Arc<dyn SpanRecorder>,
 }
 
@@ -234,11 +237,7 @@ impl Span {
             }),
         };
         let mut span = Span {
-            recording: Some(Recording {
-                data,
-                baggage_limits: BaggageLimits::DEFAULT,
-                recorder,
-            }),
+            recording: Some(Recording { data, recorder }),
             context,
             policy: None,
         };
@@ -246,15 +245,6 @@ impl Span {
             span.set_tag(t.key, t.value);
         }
         span
-    }
-
-    /// Sets the limits that [`set_baggage_item`](Self::set_baggage_item)
-    /// applies (default [`BaggageLimits::DEFAULT`]); only kept on recorded
-    /// spans.
-    pub fn set_baggage_limits(&mut self, limits: BaggageLimits) {
-        if let Some(r) = &mut self.recording {
-            r.baggage_limits = limits;
-        }
     }
 
     /// The span's context.
@@ -367,7 +357,7 @@ impl Span {
     ) -> Result<(), BaggageError> {
         let key = key.into();
         let (recorder, limits) = match (&self.recording, &self.policy) {
-            (Some(r), _) => (&r.recorder, r.baggage_limits),
+            (Some(r), _) => (&r.recorder, r.recorder.baggage_limits()),
             (None, Some(p)) => (p, p.baggage_limits()),
             (None, None) => {
                 return self.context.baggage_mut().insert_with_limits(
