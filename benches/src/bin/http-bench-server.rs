@@ -2,7 +2,7 @@
 //! the OpenTelemetry stack, for side-by-side load runs.
 //!
 //! ```text
-//! http-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled
+//! http-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled|identity
 //!                   [--port N] [--workers N] [--upstream URL]
 //! ```
 //!
@@ -65,12 +65,13 @@ fn args() -> Result<Args, String> {
             "--port" => a.port = value()?.parse().map_err(|_| "--port: not a port")?,
             "--workers" => a.workers = value()?.parse().map_err(|_| "--workers: not a number")?,
             "--upstream" => a.upstream = Some(value()?.trim_end_matches('/').to_owned()),
-            "-h" | "--help" => return Err("usage: http-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled [--port N] [--workers N] [--upstream URL]".into()),
+            "-h" | "--help" => return Err("usage: http-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled|identity [--port N] [--workers N] [--upstream URL]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
     if ![
         "bare",
+        "identity",
         "noop",
         "unsampled",
         "sampled",
@@ -265,6 +266,9 @@ async fn run(args: Args) -> Result<(), String> {
     let mut provider = None;
     let app = match args.mode.as_str() {
         "bare" => bare(client, upstream),
+        // Not one of the compared stacks: the cost of any `Router::layer`
+        // (axum boxes the layered routes), for reference.
+        "identity" => bare(client, upstream).layer(tower::layer::util::Identity::new()),
         "noop" => ours(NoopTracer, client, upstream),
         "unsampled" | "sampled" => ours(jaeger_tracer(&args.mode)?, client, upstream),
         _ => {
