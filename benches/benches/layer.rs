@@ -58,12 +58,13 @@ fn layer(c: &mut Criterion) {
     g.bench_function("identity layer", |b| {
         b.iter(|| rt.block_on(call(&identity)))
     });
-    let with_noop = benchmarks::users_app().layer(TracingLayer::new(NoopTracer));
+    let with_noop = benchmarks::users_app().layer(TracingLayer::new(NoopTracer).with_axum_bodies());
     g.bench_function("ours/noop", |b| b.iter(|| rt.block_on(call(&with_noop))));
     for sampled in [false, true] {
         let label = if sampled { "sampled" } else { "unsampled" };
         let tracer = jaeger(sampled);
-        let traced = benchmarks::users_app().layer(TracingLayer::new(tracer.clone()));
+        let traced =
+            benchmarks::users_app().layer(TracingLayer::new(tracer.clone()).with_axum_bodies());
         g.bench_function(format!("ours/{label}"), |b| {
             b.iter(|| rt.block_on(call(&traced)))
         });

@@ -130,7 +130,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let customer_app = Router::new()
         .route("/customer", get(customer))
-        .layer(TracingLayer::new(customer_tracer.clone()));
+        .layer(TracingLayer::new(customer_tracer.clone()).with_axum_bodies());
     let customer_addr = serve(customer_app).await?;
 
     let client = ServiceBuilder::new()
@@ -139,7 +139,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frontend_app = Router::new()
         .route("/dispatch", get(dispatch))
         .with_state((client, customer_addr))
-        .layer(TracingLayer::new(frontend_tracer.clone()));
+        .layer(TracingLayer::new(frontend_tracer.clone()).with_axum_bodies());
     let frontend_addr = serve(frontend_app).await?;
 
     let plain = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Full<Bytes>>();

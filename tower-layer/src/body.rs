@@ -198,3 +198,70 @@ impl<B> fmt::Debug for TracedBody<B> {
             .finish_non_exhaustive()
     }
 }
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// How a traced service hands back response bodies: the choice between
+/// [`TracedBodies`] (the default, any body type) and, with the `axum`
+/// feature, [`AxumBodies`]. Sealed: the layers only work with these.
+pub trait ResponseBodies<B>: sealed::Sealed {
+    /// The response body type of the traced service.
+    type Body;
+
+    /// Wraps `body` to finish `tracked` at its end, or hands it back as it
+    /// is when there is nothing to track.
+    #[doc(hidden)]
+    #[allow(private_interfaces)] // sealed: `Tracked` never leaves the crate
+    fn body(body: B, tracked: Option<Tracked>) -> Self::Body;
+}
+
+/// Response bodies as [`TracedBody`]: works with every body type. Axum
+/// routers box it once more (into `axum::body::Body`); see [`AxumBodies`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TracedBodies;
+
+impl sealed::Sealed for TracedBodies {}
+
+impl<B: Body> ResponseBodies<B> for TracedBodies {
+    type Body = TracedBody<B>;
+
+    #[allow(private_interfaces)]
+    fn body(body: B, tracked: Option<Tracked>) -> TracedBody<B> {
+        match tracked {
+            Some(t) => TracedBody::new(body, t),
+            None => TracedBody::untraced(body),
+        }
+    }
+}
+
+/// Response bodies as `axum::body::Body`, for layers on an axum `Router`:
+/// a response with nothing to track (no-op tracer, filtered request, span
+/// not recorded) goes back untouched, where a [`TracedBody`] would make
+/// axum box it again. Select it with
+/// [`TracingLayer::with_axum_bodies`](crate::TracingLayer::with_axum_bodies).
+#[cfg(feature = "axum")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AxumBodies;
+
+#[cfg(feature = "axum")]
+impl sealed::Sealed for AxumBodies {}
+
+#[cfg(feature = "axum")]
+impl<B> ResponseBodies<B> for AxumBodies
+where
+    B: Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError> + fmt::Display,
+{
+    type Body = axum::body::Body;
+
+    #[allow(private_interfaces)]
+    fn body(body: B, tracked: Option<Tracked>) -> axum::body::Body {
+        match tracked {
+            Some(t) => axum::body::Body::new(TracedBody::new(body, t)),
+            // `Body::new` hands an `axum::body::Body` back as it is.
+            None => axum::body::Body::new(body),
+        }
+    }
+}

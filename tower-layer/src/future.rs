@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -10,7 +11,7 @@ use http::{HeaderName, HeaderValue, Response};
 use http_body::Body;
 use opentracing_api::{tags, SharedSpan};
 
-use crate::body::{TracedBody, Tracked};
+use crate::body::{ResponseBodies, TracedBodies, Tracked};
 
 /// What to do with a response before it leaves.
 #[derive(Debug, Default, Clone)]
@@ -45,7 +46,7 @@ pin_project_lite::pin_project! {
     /// response body, which finishes it when it ends. If the future is
     /// dropped first (cancelled, or unwound by a panic), the span is marked
     /// failed and finished.
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, M = TracedBodies> {
         #[pin]
         inner: F,
         tracked: Option<Tracked>,
@@ -55,9 +56,10 @@ pin_project_lite::pin_project! {
         // and the body goes out unwrapped.
         unrecorded: Option<SharedSpan>,
         config: Option<Arc<ResponseConfig>>,
+        bodies: PhantomData<fn() -> M>,
     }
 
-    impl<F> PinnedDrop for ResponseFuture<F> {
+    impl<F, M> PinnedDrop for ResponseFuture<F, M> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(span) = this.unrecorded.take() {
@@ -87,7 +89,7 @@ impl Drop for FinishOnUnwind<'_> {
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F, M> ResponseFuture<F, M> {
     pub(crate) fn new(
         inner: F,
         tracked: Option<Tracked>,
@@ -98,6 +100,7 @@ impl<F> ResponseFuture<F> {
             tracked,
             unrecorded: None,
             config,
+            bodies: PhantomData,
         }
     }
 
@@ -112,6 +115,7 @@ impl<F> ResponseFuture<F> {
             tracked: None,
             unrecorded: Some(span),
             config,
+            bodies: PhantomData,
         }
     }
 }
@@ -128,7 +132,7 @@ fn add_trace_id_header<B>(config: &ResponseConfig, span: &SharedSpan, resp: &mut
     }
 }
 
-impl<F> fmt::Debug for ResponseFuture<F> {
+impl<F, M> fmt::Debug for ResponseFuture<F, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("traced", &self.tracked.is_some())
@@ -136,13 +140,14 @@ impl<F> fmt::Debug for ResponseFuture<F> {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, B, E, M> Future for ResponseFuture<F, M>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: Body,
     E: fmt::Display,
+    M: ResponseBodies<B>,
 {
-    type Output = Result<Response<TracedBody<B>>, E>;
+    type Output = Result<Response<M::Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -168,11 +173,11 @@ where
             span.finish();
             return Poll::Ready(result.map(|mut resp| {
                 add_trace_id_header(config, &span, &mut resp);
-                resp.map(TracedBody::untraced)
+                resp.map(|b| M::body(b, None))
             }));
         }
         let Some(mut t) = this.tracked.take() else {
-            return Poll::Ready(result.map(|resp| resp.map(TracedBody::untraced)));
+            return Poll::Ready(result.map(|resp| resp.map(|b| M::body(b, None))));
         };
         Poll::Ready(match result {
             Ok(mut resp) => {
@@ -205,7 +210,7 @@ where
                     }
                 }
                 add_trace_id_header(config, &t.span, &mut resp);
-                Ok(resp.map(|b| TracedBody::new(b, t)))
+                Ok(resp.map(|b| M::body(b, Some(t))))
             }
             Err(e) => {
                 t.fail("service_error", e.to_string());

@@ -24,7 +24,9 @@ mod request;
 mod rpc_metrics;
 mod server;
 
-pub use body::{Observer, RequestOutcome, TracedBody};
+#[cfg(feature = "axum")]
+pub use body::AxumBodies;
+pub use body::{Observer, RequestOutcome, ResponseBodies, TracedBodies, TracedBody};
 pub use client::{ClientTracingLayer, ClientTracingService};
 pub use future::ResponseFuture;
 pub use policy::{ExtractTrust, HostPattern, InjectPolicy};

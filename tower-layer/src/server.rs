@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -14,7 +15,9 @@ use opentracing_api::{tags, Format, SharedSpan, Tracer, TracerExt};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::body::{Observer, Tracked};
+#[cfg(feature = "axum")]
+use crate::body::AxumBodies;
+use crate::body::{Observer, ResponseBodies, TracedBodies, Tracked};
 use crate::future::{ResponseConfig, ResponseFuture};
 use crate::policy::ExtractTrust;
 use crate::request::{host_header, method, url, QueryPolicy};
@@ -78,12 +81,13 @@ impl Default for ServerConfig {
 ///     .layer(TracingLayer::new(tracer));
 /// ```
 #[derive(Clone)]
-pub struct TracingLayer<T> {
+pub struct TracingLayer<T, M = TracedBodies> {
     tracer: T,
     config: Arc<ServerConfig>,
+    bodies: PhantomData<fn() -> M>,
 }
 
-impl<T> fmt::Debug for TracingLayer<T> {
+impl<T, M> fmt::Debug for TracingLayer<T, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracingLayer")
             .field("component", &self.config.component)
@@ -97,9 +101,34 @@ impl<T> TracingLayer<T> {
         TracingLayer {
             tracer,
             config: Arc::default(),
+            bodies: PhantomData,
         }
     }
 
+    /// Hands responses back as `axum::body::Body` (see [`AxumBodies`]),
+    /// for a layer on an axum `Router`: responses with nothing to track
+    /// then go back untouched instead of being boxed once more by axum.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use opentracing_api::MockTracer;
+    /// use opentracing_tower::TracingLayer;
+    ///
+    /// let app: Router = Router::new()
+    ///     .route("/users/{id}", get(|| async { "user" }))
+    ///     .layer(TracingLayer::new(MockTracer::new()).with_axum_bodies());
+    /// ```
+    #[cfg(feature = "axum")]
+    pub fn with_axum_bodies(self) -> TracingLayer<T, AxumBodies> {
+        TracingLayer {
+            tracer: self.tracer,
+            config: self.config,
+            bodies: PhantomData,
+        }
+    }
+}
+
+impl<T, M> TracingLayer<T, M> {
     fn config(&mut self) -> &mut ServerConfig {
         // Layers are configured before use; a clone made earlier keeps its
         // own configuration.
@@ -175,8 +204,8 @@ impl<T> TracingLayer<T> {
     }
 }
 
-impl<S, T: Clone> Layer<S> for TracingLayer<T> {
-    type Service = TracingService<S, T>;
+impl<S, T: Clone, M> Layer<S> for TracingLayer<T, M> {
+    type Service = TracingService<S, T, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         TracingService {
@@ -185,6 +214,7 @@ impl<S, T: Clone> Layer<S> for TracingLayer<T> {
                 tracer: self.tracer.clone(),
                 config: (*self.config).clone(),
             }),
+            bodies: PhantomData,
         }
     }
 }
@@ -197,21 +227,23 @@ struct Shared<T> {
 }
 
 /// The service [`TracingLayer`] makes.
-pub struct TracingService<S, T> {
+pub struct TracingService<S, T, M = TracedBodies> {
     inner: S,
     shared: Arc<Shared<T>>,
+    bodies: PhantomData<fn() -> M>,
 }
 
-impl<S: Clone, T> Clone for TracingService<S, T> {
+impl<S: Clone, T, M> Clone for TracingService<S, T, M> {
     fn clone(&self) -> Self {
         TracingService {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
+            bodies: PhantomData,
         }
     }
 }
 
-impl<S: fmt::Debug, T> fmt::Debug for TracingService<S, T> {
+impl<S: fmt::Debug, T, M> fmt::Debug for TracingService<S, T, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracingService")
             .field("inner", &self.inner)
@@ -244,16 +276,17 @@ fn default_operation_name<B>(req: &Request<B>) -> Cow<'static, str> {
     method(req.method())
 }
 
-impl<S, T, B, ResB> Service<Request<B>> for TracingService<S, T>
+impl<S, T, B, ResB, M> Service<Request<B>> for TracingService<S, T, M>
 where
     S: Service<Request<B>, Response = Response<ResB>>,
     S::Error: fmt::Display,
     T: Tracer + Clone,
     ResB: Body,
+    M: ResponseBodies<ResB>,
 {
-    type Response = Response<crate::TracedBody<ResB>>;
+    type Response = Response<M::Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, M>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

@@ -181,20 +181,35 @@ async fn status_codes_errors_filter_and_handler_tags() {
     assert_eq!(tag(tagged, "customer"), Some(&TagValue::I64(123)));
 }
 
+/// `app` under the server layer, with either body style.
+fn traced(app: Router, tracer: &MockTracer, axum_bodies: bool) -> Router {
+    let layer = TracingLayer::new(tracer.clone());
+    if axum_bodies {
+        app.layer(layer.with_axum_bodies())
+    } else {
+        app.layer(layer)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_bodies_finish_the_span_when_they_end() {
+    for axum_bodies in [false, true] {
+        streaming_body_case(axum_bodies).await;
+    }
+}
+
+async fn streaming_body_case(axum_bodies: bool) {
     let tracer = MockTracer::new();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(4);
     let rx = Arc::new(Mutex::new(Some(rx)));
-    let app = Router::new()
-        .route(
-            "/stream",
-            get(move || {
-                let rx = rx.lock().unwrap().take().unwrap();
-                async move { Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)) }
-            }),
-        )
-        .layer(TracingLayer::new(tracer.clone()));
+    let app = Router::new().route(
+        "/stream",
+        get(move || {
+            let rx = rx.lock().unwrap().take().unwrap();
+            async move { Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)) }
+        }),
+    );
+    let app = traced(app, &tracer, axum_bodies);
     let addr = serve(app).await;
     let resp = client()
         .request(
@@ -221,22 +236,27 @@ async fn streaming_bodies_finish_the_span_when_they_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_going_away_mid_body_finishes_the_span_as_failed() {
+    for axum_bodies in [false, true] {
+        client_going_away_case(axum_bodies).await;
+    }
+}
+
+async fn client_going_away_case(axum_bodies: bool) {
     let tracer = MockTracer::new();
-    let app = Router::new()
-        .route(
-            "/forever",
-            get(|| async {
-                let stream = futures_util::stream::unfold(0u64, |n| async move {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    Some((
-                        Ok::<_, Infallible>(Bytes::from(format!("chunk {n}\n"))),
-                        n + 1,
-                    ))
-                });
-                Body::from_stream(stream)
-            }),
-        )
-        .layer(TracingLayer::new(tracer.clone()));
+    let app = Router::new().route(
+        "/forever",
+        get(|| async {
+            let stream = futures_util::stream::unfold(0u64, |n| async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                Some((
+                    Ok::<_, Infallible>(Bytes::from(format!("chunk {n}\n"))),
+                    n + 1,
+                ))
+            });
+            Body::from_stream(stream)
+        }),
+    );
+    let app = traced(app, &tracer, axum_bodies);
     let addr = serve(app).await;
     let resp = client()
         .request(
@@ -828,8 +848,11 @@ async fn unsampled_requests_still_propagate_their_context() {
             }),
         )
         .layer(
+            // Axum bodies: nothing is tracked, so the handler's body goes
+            // back as it is.
             TracingLayer::new(tracer.clone())
-                .with_trace_id_header(HeaderName::from_static("x-trace-id")),
+                .with_trace_id_header(HeaderName::from_static("x-trace-id"))
+                .with_axum_bodies(),
         );
     let addr = serve(app).await;
     let incoming = "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:0";

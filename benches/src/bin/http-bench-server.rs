@@ -168,7 +168,7 @@ fn ours<T: Tracer + Clone + 'static>(
             }
         })
     });
-    routes(AppState { upstream, chain }).layer(TracingLayer::new(tracer))
+    routes(AppState { upstream, chain }).layer(TracingLayer::new(tracer).with_axum_bodies())
 }
 
 fn bare(client: HttpClient, upstream: Option<Arc<str>>) -> Router {

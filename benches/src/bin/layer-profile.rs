@@ -53,7 +53,7 @@ fn main() {
         )),
         "noop" => {
             rt.block_on(run(
-                benchmarks::users_app().layer(TracingLayer::new(NoopTracer)),
+                benchmarks::users_app().layer(TracingLayer::new(NoopTracer).with_axum_bodies()),
                 n,
             ));
         }
@@ -70,7 +70,7 @@ fn main() {
                 return;
             };
             rt.block_on(run_flushing(
-                benchmarks::users_app().layer(TracingLayer::new(tracer.clone())),
+                benchmarks::users_app().layer(TracingLayer::new(tracer.clone()).with_axum_bodies()),
                 n,
                 || {
                     let _ = tracer.flush(Duration::from_secs(10));
