@@ -205,7 +205,7 @@ mod sealed {
 
 /// How a traced service hands back response bodies: the choice between
 /// [`TracedBodies`] (the default, any body type) and, with the `axum`
-/// feature, [`AxumBodies`]. Sealed: the layers only work with these.
+/// feature, `AxumBodies`. Sealed: the layers only work with these.
 pub trait ResponseBodies<B>: sealed::Sealed {
     /// The response body type of the traced service.
     type Body;
@@ -218,7 +218,8 @@ pub trait ResponseBodies<B>: sealed::Sealed {
 }
 
 /// Response bodies as [`TracedBody`]: works with every body type. Axum
-/// routers box it once more (into `axum::body::Body`); see [`AxumBodies`].
+/// routers box it once more (into `axum::body::Body`); see `AxumBodies`
+/// (feature `axum`).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TracedBodies;
 

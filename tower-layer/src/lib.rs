@@ -11,7 +11,7 @@
 //! while they run, so the client layer (and the reqwest and tonic adapters)
 //! parent their spans on it. A handler that wants to add tags finds the
 //! span in the request's extensions (`SharedSpan`), or with the `axum`
-//! feature through the [`CurrentSpan`] extractor.
+//! feature through the `CurrentSpan` extractor.
 //!
 //! Adapters depend only on `opentracing-api`: any tracer works (the Jaeger
 //! tracer, the no-op tracer, the mock tracer in tests).

@@ -70,6 +70,9 @@ impl Default for ServerConfig {
 /// skips: read it with `CurrentSpan`, which falls back to a no-op span). It
 /// finishes when the response body has been sent.
 ///
+/// On an axum `Router`, add `.with_axum_bodies()` (feature `axum`):
+/// responses then stay `axum::body::Body` instead of being boxed once more.
+///
 /// ```
 /// use axum::{routing::get, Router};
 /// use opentracing_api::MockTracer;
