@@ -185,7 +185,10 @@ pub(crate) async fn run(
     retry: Retry,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
-    let mut ticker = tokio::time::interval(flush_interval);
+    // The first tick one interval from now: `interval`'s immediate first
+    // tick would drain whatever the first spans happened to be, at start.
+    let mut ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + flush_interval, flush_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let command = tokio::select! {
