@@ -84,7 +84,13 @@ fn tag<'a>(s: &'a FinishedSpan, k: &str) -> Option<&'a TagValue> {
 }
 
 fn app(tracer: &MockTracer) -> Router {
-    Router::new()
+    app_with(tracer, false)
+}
+
+/// [`app`], with either body style.
+fn app_with(tracer: &MockTracer, axum_bodies: bool) -> Router {
+    let layer = TracingLayer::new(tracer.clone()).with_filter(|p| p.uri.path() != "/health");
+    let routes = Router::new()
         .route("/users/{id}", get(|| async { "user" }))
         .route(
             "/fail",
@@ -97,8 +103,12 @@ fn app(tracer: &MockTracer) -> Router {
                 span.set_tag("customer", 123);
                 "tagged"
             }),
-        )
-        .layer(TracingLayer::new(tracer.clone()).with_filter(|p| p.uri.path() != "/health"))
+        );
+    if axum_bodies {
+        routes.layer(layer.with_axum_bodies())
+    } else {
+        routes.layer(layer)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,8 +147,14 @@ async fn server_spans_continue_the_caller_trace_with_route_names_and_tags() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_codes_errors_filter_and_handler_tags() {
+    for axum_bodies in [false, true] {
+        status_codes_case(axum_bodies).await;
+    }
+}
+
+async fn status_codes_case(axum_bodies: bool) {
     let tracer = MockTracer::new();
-    let addr = serve(app(&tracer)).await;
+    let addr = serve(app_with(&tracer, axum_bodies)).await;
     assert_eq!(
         get_with(addr, "/nope/1", &[]).await.0,
         StatusCode::NOT_FOUND
@@ -622,8 +638,14 @@ async fn untrusted_callers_start_new_traces_without_their_baggage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_requests_and_sized_bodies_are_complete_not_failed() {
+    for axum_bodies in [false, true] {
+        head_and_sized_case(axum_bodies).await;
+    }
+}
+
+async fn head_and_sized_case(axum_bodies: bool) {
     let tracer = MockTracer::new();
-    let addr = serve(app(&tracer)).await;
+    let addr = serve(app_with(&tracer, axum_bodies)).await;
     let resp = client()
         .request(
             Request::head(format!("http://{addr}/users/1"))
