@@ -70,7 +70,7 @@ impl Tracked {
     /// route template), not a name a handler set later: that keeps metrics
     /// per endpoint stable, bounded, and the same for sampled and unsampled
     /// requests (renaming only affects recorded spans).
-    pub(crate) fn finish(self) {
+    pub(crate) fn finish(self: Box<Self>) {
         self.span.finish();
         if let Some(o) = &self.observer {
             o.on_finish(&RequestOutcome {
@@ -91,7 +91,7 @@ pin_project_lite::pin_project! {
     pub struct TracedBody<B> {
         #[pin]
         inner: B,
-        tracked: Option<Tracked>,
+        tracked: Option<Box<Tracked>>,
     }
 
     impl<B> PinnedDrop for TracedBody<B> {
@@ -123,7 +123,7 @@ impl<B: Body> TracedBody<B> {
 }
 
 impl<B: Body> TracedBody<B> {
-    pub(crate) fn new(inner: B, mut tracked: Tracked) -> Self {
+    pub(crate) fn new(inner: B, mut tracked: Box<Tracked>) -> Self {
         if tracked.expected_len.is_none() {
             tracked.expected_len = inner.size_hint().exact();
         }
@@ -214,7 +214,7 @@ pub trait ResponseBodies<B>: sealed::Sealed {
     /// is when there is nothing to track.
     #[doc(hidden)]
     #[allow(private_interfaces)] // sealed: `Tracked` never leaves the crate
-    fn body(body: B, tracked: Option<Tracked>) -> Self::Body;
+    fn body(body: B, tracked: Option<Box<Tracked>>) -> Self::Body;
 }
 
 /// Response bodies as [`TracedBody`]: works with every body type. Axum
@@ -229,7 +229,7 @@ impl<B: Body> ResponseBodies<B> for TracedBodies {
     type Body = TracedBody<B>;
 
     #[allow(private_interfaces)]
-    fn body(body: B, tracked: Option<Tracked>) -> TracedBody<B> {
+    fn body(body: B, tracked: Option<Box<Tracked>>) -> TracedBody<B> {
         match tracked {
             Some(t) => TracedBody::new(body, t),
             None => TracedBody::untraced(body),
@@ -258,7 +258,7 @@ where
     type Body = axum::body::Body;
 
     #[allow(private_interfaces)]
-    fn body(body: B, tracked: Option<Tracked>) -> axum::body::Body {
+    fn body(body: B, tracked: Option<Box<Tracked>>) -> axum::body::Body {
         match tracked {
             Some(t) => axum::body::Body::new(TracedBody::new(body, t)),
             // `Body::new` hands an `axum::body::Body` back as it is.

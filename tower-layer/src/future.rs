@@ -49,7 +49,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F, M = TracedBodies> {
         #[pin]
         inner: F,
-        tracked: Option<Tracked>,
+        tracked: Option<Box<Tracked>>,
         // A span that records nothing, with no observer to tell: it only
         // needs to be current while the service runs. Nothing about the
         // response can be recorded on it, so it finishes with the future
@@ -77,7 +77,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-struct FinishOnUnwind<'a>(&'a mut Option<Tracked>);
+struct FinishOnUnwind<'a>(&'a mut Option<Box<Tracked>>);
 
 impl Drop for FinishOnUnwind<'_> {
     fn drop(&mut self) {
@@ -92,7 +92,7 @@ impl Drop for FinishOnUnwind<'_> {
 impl<F, M> ResponseFuture<F, M> {
     pub(crate) fn new(
         inner: F,
-        tracked: Option<Tracked>,
+        tracked: Option<Box<Tracked>>,
         config: Option<Arc<ResponseConfig>>,
     ) -> Self {
         ResponseFuture {

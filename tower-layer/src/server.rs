@@ -401,6 +401,6 @@ where
             bytes_sent: 0,
             fail_on_early_drop: true,
         };
-        ResponseFuture::new(fut, Some(tracked), response)
+        ResponseFuture::new(fut, Some(Box::new(tracked)), response)
     }
 }
