@@ -70,7 +70,7 @@ impl Tracked {
     /// route template), not a name a handler set later: that keeps metrics
     /// per endpoint stable, bounded, and the same for sampled and unsampled
     /// requests (renaming only affects recorded spans).
-    pub(crate) fn finish(self: Box<Self>) {
+    pub(crate) fn finish(self) {
         self.span.finish();
         if let Some(o) = &self.observer {
             o.on_finish(&RequestOutcome {
