@@ -216,6 +216,7 @@ impl<S, T: Clone, M> Layer<S> for TracingLayer<T, M> {
             shared: Arc::new(Shared {
                 tracer: self.tracer.clone(),
                 config: (*self.config).clone(),
+                response: ResponseConfig::for_future(&self.config.response),
             }),
             bodies: PhantomData,
         }
@@ -227,6 +228,9 @@ impl<S, T: Clone, M> Layer<S> for TracingLayer<T, M> {
 struct Shared<T> {
     tracer: T,
     config: ServerConfig,
+    /// `config.response` when a response future has something to do with
+    /// it, decided once here rather than read on every request.
+    response: Option<Arc<ResponseConfig>>,
 }
 
 /// The service [`TracingLayer`] makes.
@@ -296,8 +300,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let Shared { tracer, config } = &*self.shared;
-        let response = ResponseConfig::for_future(&config.response);
+        let Shared {
+            tracer,
+            config,
+            response,
+        } = &*self.shared;
+        let response = response.clone();
         if tracer.is_noop() && config.observer.is_none() {
             return ResponseFuture::new(self.inner.call(req), None, response);
         }
