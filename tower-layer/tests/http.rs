@@ -40,6 +40,20 @@ fn client() -> HttpClient {
     Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
 }
 
+/// Sends `method path` with an empty body and no extra headers.
+async fn send(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+) -> http::Response<hyper::body::Incoming> {
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    client().request(req).await.unwrap()
+}
+
 async fn get_with(
     addr: SocketAddr,
     path: &str,
@@ -104,11 +118,7 @@ fn app_with(tracer: &MockTracer, axum_bodies: bool) -> Router {
                 "tagged"
             }),
         );
-    if axum_bodies {
-        routes.layer(layer.with_axum_bodies())
-    } else {
-        routes.layer(layer)
-    }
+    layered(routes, layer, axum_bodies)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,7 +209,11 @@ async fn status_codes_case(axum_bodies: bool) {
 
 /// `app` under the server layer, with either body style.
 fn traced(app: Router, tracer: &MockTracer, axum_bodies: bool) -> Router {
-    let layer = TracingLayer::new(tracer.clone());
+    layered(app, TracingLayer::new(tracer.clone()), axum_bodies)
+}
+
+/// `app` under `layer`, with either body style.
+fn layered(app: Router, layer: TracingLayer<MockTracer>, axum_bodies: bool) -> Router {
     if axum_bodies {
         app.layer(layer.with_axum_bodies())
     } else {
@@ -227,14 +241,7 @@ async fn streaming_body_case(axum_bodies: bool) {
     );
     let app = traced(app, &tracer, axum_bodies);
     let addr = serve(app).await;
-    let resp = client()
-        .request(
-            Request::get(format!("http://{addr}/stream"))
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send(addr, http::Method::GET, "/stream").await;
     let mut body = resp.into_body();
     tx.send(Ok(Bytes::from_static(b"first"))).await.unwrap();
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -274,14 +281,7 @@ async fn client_going_away_case(axum_bodies: bool) {
     );
     let app = traced(app, &tracer, axum_bodies);
     let addr = serve(app).await;
-    let resp = client()
-        .request(
-            Request::get(format!("http://{addr}/forever"))
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send(addr, http::Method::GET, "/forever").await;
     let mut body = resp.into_body();
     let _ = body.frame().await.unwrap().unwrap();
     drop(body); // the client goes away
@@ -646,14 +646,7 @@ async fn head_requests_and_sized_bodies_are_complete_not_failed() {
 async fn head_and_sized_case(axum_bodies: bool) {
     let tracer = MockTracer::new();
     let addr = serve(app_with(&tracer, axum_bodies)).await;
-    let resp = client()
-        .request(
-            Request::head(format!("http://{addr}/users/1"))
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send(addr, http::Method::HEAD, "/users/1").await;
     assert_eq!(resp.status(), StatusCode::OK);
     let _ = resp.into_body().collect().await;
     get_with(addr, "/users/2", &[]).await;
