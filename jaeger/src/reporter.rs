@@ -366,12 +366,7 @@ impl Transport for InMemoryTransport {
             all.drain(..excess);
         }
         let n = spans.len();
-        Box::pin(async move {
-            Ok(SendOutcome {
-                sent: n,
-                ..SendOutcome::default()
-            })
-        })
+        Box::pin(async move { Ok(SendOutcome::sent(n)) })
     }
 
     fn name(&self) -> &'static str {
@@ -409,12 +404,7 @@ impl Transport for LoggingTransport {
             );
         }
         let n = spans.len();
-        Box::pin(async move {
-            Ok(SendOutcome {
-                sent: n,
-                ..SendOutcome::default()
-            })
-        })
+        Box::pin(async move { Ok(SendOutcome::sent(n)) })
     }
 
     fn name(&self) -> &'static str {

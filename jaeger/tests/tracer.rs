@@ -309,29 +309,25 @@ fn outage_costs_drops_not_blocking_and_reporting_resumes() {
 
 #[test]
 fn retryable_statuses_are_retried_and_permanent_ones_are_not() {
+    // One span exported over OTLP/HTTP to `server`, with two retries.
+    let send_one = |server: &HttpServer| {
+        let tracer = JaegerTracer::builder("retry")
+            .exporter(Exporter::OtlpHttp {
+                url: server.url("/v1/traces"),
+                headers: vec![],
+            })
+            .max_retries(2)
+            .build()
+            .unwrap();
+        tracer.span("x").start().finish();
+        tracer.flush(T).unwrap();
+        tracer
+    };
     let unavailable = HttpServer::start(503, "");
-    let tracer = JaegerTracer::builder("retry")
-        .exporter(Exporter::OtlpHttp {
-            url: unavailable.url("/v1/traces"),
-            headers: vec![],
-        })
-        .max_retries(2)
-        .build()
-        .unwrap();
-    tracer.span("x").start().finish();
-    tracer.flush(T).unwrap();
+    send_one(&unavailable);
     assert_eq!(unavailable.requests().len(), 3, "1 try + 2 retries");
     let bad = HttpServer::start(400, "");
-    let tracer = JaegerTracer::builder("retry")
-        .exporter(Exporter::OtlpHttp {
-            url: bad.url("/v1/traces"),
-            headers: vec![],
-        })
-        .max_retries(2)
-        .build()
-        .unwrap();
-    tracer.span("x").start().finish();
-    tracer.flush(T).unwrap();
+    let tracer = send_one(&bad);
     assert_eq!(bad.requests().len(), 1, "400 is not retried");
     assert_eq!(tracer.metrics().snapshot().spans_failed, 1);
 }

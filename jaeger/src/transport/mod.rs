@@ -67,6 +67,17 @@ pub struct SendOutcome {
     pub failed: usize,
 }
 
+impl SendOutcome {
+    /// Every one of `n` spans delivered (the struct is non-exhaustive, so
+    /// transports outside this crate build it this way).
+    pub fn sent(n: usize) -> Self {
+        SendOutcome {
+            sent: n,
+            ..SendOutcome::default()
+        }
+    }
+}
+
 /// Why a batch was not delivered.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -153,10 +164,7 @@ impl HttpEndpoint {
             req.headers_mut().insert(k.clone(), v.clone());
         }
         post(&self.client, req, self.timeout).await?;
-        Ok(SendOutcome {
-            sent: n,
-            ..SendOutcome::default()
-        })
+        Ok(SendOutcome::sent(n))
     }
 }
 

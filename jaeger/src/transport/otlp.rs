@@ -301,10 +301,7 @@ impl OtlpGrpcTransport {
             req.metadata_mut().insert(k.clone(), v.clone());
         }
         match client.export(req).await {
-            Ok(_) => Ok(SendOutcome {
-                sent: n,
-                ..SendOutcome::default()
-            }),
+            Ok(_) => Ok(SendOutcome::sent(n)),
             Err(status) => {
                 use tonic::Code;
                 let retryable = matches!(
