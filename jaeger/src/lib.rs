@@ -33,6 +33,7 @@ mod config;
 mod counter;
 mod ids;
 mod metrics;
+mod prefetch;
 mod reporter;
 pub mod sampler;
 mod thrift;

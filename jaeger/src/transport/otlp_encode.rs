@@ -310,7 +310,15 @@ pub(crate) fn encode_export_request(process: &Process, spans: &[Box<FinishedSpan
             .map(|t| ld_size(kv_size(&t.key, &t.value)))
             .sum::<usize>();
     let scope = ld_size(SCOPE_NAME.len()) + ld_size(SCOPE_VERSION.len());
-    let facts: Vec<SpanFacts<'_>> = spans.iter().map(|s| span_facts(s)).collect();
+    crate::prefetch::start(spans);
+    let facts: Vec<SpanFacts<'_>> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            crate::prefetch::layout_ahead(spans, i);
+            span_facts(s)
+        })
+        .collect();
     let scope_spans = ld_size(scope) + facts.iter().map(|f| ld_size(f.size)).sum::<usize>();
     let resource_spans = ld_size(resource) + ld_size(scope_spans);
     let mut out = Vec::with_capacity(ld_size(resource_spans));
@@ -324,7 +332,8 @@ pub(crate) fn encode_export_request(process: &Process, spans: &[Box<FinishedSpan
     put_len(&mut out, 1, scope);
     put_bytes(&mut out, 1, SCOPE_NAME.as_bytes());
     put_bytes(&mut out, 2, SCOPE_VERSION.as_bytes());
-    for (s, f) in spans.iter().zip(&facts) {
+    for (i, (s, f)) in spans.iter().zip(&facts).enumerate() {
+        crate::prefetch::strings_ahead(spans, i);
         put_len(&mut out, 2, f.size);
         let before = out.len();
         put_span(&mut out, s, f);
