@@ -45,7 +45,7 @@ pub(crate) fn all_ahead(spans: &[Box<FinishedSpan>], i: usize) {
     }
 }
 
-fn span(s: &FinishedSpan) {
+pub(crate) fn span(s: &FinishedSpan) {
     bytes(
         std::ptr::from_ref(s).cast(),
         std::mem::size_of::<FinishedSpan>(),
@@ -57,6 +57,25 @@ fn tags(s: &FinishedSpan) {
         s.tags.as_ptr().cast(),
         std::mem::size_of_val(s.tags.as_slice()),
     );
+}
+
+/// What reusing a recycled box touches, once the box itself is in: its
+/// vectors (cleared) and the chunk headers of its strings (freed).
+pub(crate) fn for_reuse(s: &FinishedSpan) {
+    tags(s);
+    line(s.references.as_ptr().cast());
+    let free = |p: *const u8| {
+        line(p.wrapping_sub(8));
+        line(p);
+    };
+    if let std::borrow::Cow::Owned(name) = &s.operation_name {
+        free(name.as_ptr());
+    }
+    for t in &s.tags {
+        if let opentracing_api::TagValue::String(std::borrow::Cow::Owned(v)) = &t.value {
+            free(v.as_ptr());
+        }
+    }
 }
 
 /// The operation name and the string tag values (their first line).
