@@ -21,6 +21,8 @@ mod client;
 mod future;
 pub mod policy;
 mod request;
+#[cfg(feature = "axum")]
+mod route_names;
 mod rpc_metrics;
 mod server;
 
