@@ -293,7 +293,7 @@ impl Span {
                 });
             }
         }
-        if let Some(t) = r.data.tags.iter_mut().find(|t| t.key == key) {
+        if let Some(t) = r.data.tags.iter_mut().find(|t| same_key(&t.key, &key)) {
             t.value = value;
         } else {
             r.data.tags.push(Tag { key, value });
@@ -429,6 +429,15 @@ impl Span {
         data.finish_time = time.unwrap_or_else(SystemTime::now);
         Some((recorder, data))
     }
+}
+
+/// `a == b`, rejecting most different keys without a `memcmp` call (a
+/// span's tag keys often share a length: `span.kind`, `component`).
+#[inline]
+fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len()
+        && (std::ptr::eq(a, b) || (a.first() == b.first() && a.last() == b.last() && a == b))
 }
 
 impl Drop for Span {
