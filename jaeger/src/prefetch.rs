@@ -29,6 +29,22 @@ pub(crate) fn layout_ahead(spans: &[Box<FinishedSpan>], i: usize) {
     }
 }
 
+/// For a pass from the back (popping): the boxes of the last spans.
+pub(crate) fn start_back(spans: &[Box<FinishedSpan>]) {
+    spans.iter().rev().take(AHEAD).for_each(|s| span(s));
+}
+
+/// For a pass from the back, while span `i` is handled: as
+/// [`layout_ahead`], towards the front.
+pub(crate) fn layout_behind(spans: &[Box<FinishedSpan>], i: usize) {
+    if let Some(s) = i.checked_sub(AHEAD).and_then(|k| spans.get(k)) {
+        span(s);
+    }
+    if let Some(s) = i.checked_sub(AHEAD / 2).and_then(|k| spans.get(k)) {
+        tags(s);
+    }
+}
+
 /// While span `i` is encoded by a pass that copies strings, after a layout
 /// pass.
 pub(crate) fn strings_ahead(spans: &[Box<FinishedSpan>], i: usize) {
@@ -59,11 +75,15 @@ fn tags(s: &FinishedSpan) {
     );
 }
 
-/// What reusing a recycled box touches, once the box itself is in: its
-/// vectors (cleared) and the chunk headers of its strings (freed).
-pub(crate) fn for_reuse(s: &FinishedSpan) {
+/// The vectors of a recycled box (cleared on reuse), once the box is in.
+pub(crate) fn vectors(s: &FinishedSpan) {
     tags(s);
     line(s.references.as_ptr().cast());
+}
+
+/// The chunk headers of a recycled box's strings (freed on reuse), once its
+/// vectors are in.
+pub(crate) fn strings_to_free(s: &FinishedSpan) {
     let free = |p: *const u8| {
         line(p.wrapping_sub(8));
         line(p);

@@ -93,11 +93,15 @@ impl Reporter {
 
 thread_local! {
     /// The boxes [`Reporter::recycled`] has taken from a pool ahead of use,
-    /// on this thread: fetched one span ago, warmed two spans ago. (Boxes
-    /// are plain memory: one taken from one tracer's pool may serve a span
-    /// of another.)
-    static STAGED: [std::cell::Cell<Option<Box<FinishedSpan>>>; 2] =
-        const { [std::cell::Cell::new(None), std::cell::Cell::new(None)] };
+    /// on this thread, by stage. (Boxes are plain memory: one taken from
+    /// one tracer's pool may serve a span of another.)
+    static STAGED: [std::cell::Cell<Option<Box<FinishedSpan>>>; 3] = const {
+        [
+            std::cell::Cell::new(None),
+            std::cell::Cell::new(None),
+            std::cell::Cell::new(None),
+        ]
+    };
 }
 
 /// What a recycled span may keep of its values until reuse.
@@ -121,23 +125,28 @@ fn retained_bytes(span: &FinishedSpan) -> usize {
 }
 
 impl SpanRecorder for Reporter {
-    /// Boxes go through two per-thread slots before use: taken from the
-    /// pool one span early (the box is prefetched), then what reusing them
-    /// touches is prefetched, and they are used one span later. A recycled
-    /// box was last touched by the reporter long before, so without this a
-    /// span's start waits on several cache misses in a row.
+    /// Boxes go through three per-thread slots before use, one span apart:
+    /// taken from the pool (the box is prefetched), then their vectors are
+    /// prefetched, then the strings reuse frees, and then they are used. A
+    /// recycled box was last touched by the reporter long before, and each
+    /// of those loads depends on the one before: without this, a span's
+    /// start waits on several cache misses in a row.
     fn recycled(&self) -> Option<Box<FinishedSpan>> {
-        let staged = STAGED.try_with(|[fetched, warmed]| {
-            let ready = warmed.take();
+        let staged = STAGED.try_with(|[fetched, vectors, ready]| {
+            let out = ready.take();
+            if let Some(b) = vectors.take() {
+                crate::prefetch::strings_to_free(&b);
+                ready.set(Some(b));
+            }
             if let Some(b) = fetched.take() {
-                crate::prefetch::for_reuse(&b);
-                warmed.set(Some(b));
+                crate::prefetch::vectors(&b);
+                vectors.set(Some(b));
             }
             if let Some(b) = self.recycle.pop() {
                 crate::prefetch::span(&b);
                 fetched.set(Some(b));
             }
-            ready
+            out
         });
         match staged {
             Ok(Some(b)) => Some(b),
@@ -279,7 +288,10 @@ async fn drain(
             return;
         }
         send_with_retry(reporter, transport, process, &batch, retry).await;
-        for span in batch.drain(..) {
+        // The send's I/O has evicted the spans again.
+        crate::prefetch::start_back(&batch);
+        while let Some(span) = batch.pop() {
+            crate::prefetch::layout_behind(&batch, batch.len());
             reporter.recycle(span);
         }
     }
