@@ -218,6 +218,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn header_map_joins_repeated_headers_whatever_its_size() {
+        let baggage = HeaderName::from_static("baggage");
+        for others in [0, 3, SCAN_BELOW, SCAN_BELOW + 5] {
+            let mut h = HeaderMap::new();
+            for i in 0..others {
+                h.insert(
+                    HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(),
+                    HeaderValue::from_static("v"),
+                );
+            }
+            assert_eq!(h.get_joined(&baggage), None, "{others}");
+            h.append(&baggage, HeaderValue::from_static("a=1"));
+            assert_eq!(h.get_joined(&baggage).as_deref(), Some(&b"a=1"[..]));
+            h.append(&baggage, HeaderValue::from_static("b=2"));
+            assert_eq!(h.get_joined(&baggage).as_deref(), Some(&b"a=1,b=2"[..]));
+        }
+    }
+
+    #[test]
     fn header_map_carrier() {
         let mut h = HeaderMap::new();
         h.set_header(&HeaderName::from_static("uber-trace-id"), "a:b:0:1".into());
