@@ -75,9 +75,13 @@ impl Drop for Entered {
         let removed = STACK
             .try_with(|s| {
                 let mut s = s.borrow_mut();
-                let at = s
-                    .iter()
-                    .rposition(|x| std::sync::Arc::as_ptr(&x.0).cast::<()>() == self.span);
+                let is_ours =
+                    |x: &SharedSpan| std::sync::Arc::as_ptr(&x.0).cast::<()>() == self.span;
+                // Guards almost always drop innermost first.
+                if s.last().is_some_and(is_ours) {
+                    return s.pop();
+                }
+                let at = s.iter().rposition(is_ours);
                 at.map(|i| s.remove(i))
             })
             .ok()
