@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use http::Method;
@@ -27,8 +28,21 @@ const MAX_NAME_LEN: usize = 256;
 
 static INTERNED: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
 
+/// The set is full: names not in a thread's cache are built without taking
+/// the lock.
+static FULL: AtomicBool = AtomicBool::new(false);
+
+/// A thread's names, and where the next one goes once it is full (in turn,
+/// so a server with more routes than it holds still finds most names here).
+struct ThreadCache {
+    names: Vec<&'static str>,
+    next: usize,
+}
+
 thread_local! {
-    static CACHE: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+    static CACHE: RefCell<ThreadCache> = const {
+        RefCell::new(ThreadCache { names: Vec::new(), next: 0 })
+    };
 }
 
 /// `"{method} {template}"`, interned when the bounds allow.
@@ -42,7 +56,7 @@ pub(crate) fn route_name(method: &Method, template: &str) -> Cow<'static, str> {
             && name.ends_with(template)
     };
     let cached = CACHE
-        .try_with(|c| c.borrow().iter().find(|n| matches(n)).copied())
+        .try_with(|c| c.borrow().names.iter().find(|n| matches(n)).copied())
         .ok()
         .flatten();
     if let Some(name) = cached {
@@ -56,8 +70,12 @@ pub(crate) fn route_name(method: &Method, template: &str) -> Cow<'static, str> {
         Ok(name) => {
             let _ = CACHE.try_with(|c| {
                 let mut c = c.borrow_mut();
-                if c.len() < THREAD_CACHE {
-                    c.push(name);
+                if c.names.len() < THREAD_CACHE {
+                    c.names.push(name);
+                } else {
+                    let at = c.next % THREAD_CACHE;
+                    c.names[at] = name;
+                    c.next = at + 1;
                 }
             });
             Cow::Borrowed(name)
@@ -68,7 +86,7 @@ pub(crate) fn route_name(method: &Method, template: &str) -> Cow<'static, str> {
 
 /// The interned copy of `name`, or `name` back when the set is full.
 fn intern(name: String) -> Result<&'static str, String> {
-    if name.len() > MAX_NAME_LEN {
+    if name.len() > MAX_NAME_LEN || FULL.load(Ordering::Relaxed) {
         return Err(name);
     }
     let mut set = INTERNED.lock().unwrap_or_else(PoisonError::into_inner);
@@ -77,6 +95,7 @@ fn intern(name: String) -> Result<&'static str, String> {
         return Ok(found);
     }
     if set.len() >= MAX_NAMES {
+        FULL.store(true, Ordering::Relaxed);
         return Err(name);
     }
     let leaked: &'static str = Box::leak(name.into_boxed_str());
@@ -107,6 +126,28 @@ mod tests {
             .join()
             .unwrap();
         assert!(same(first, other));
+    }
+
+    #[test]
+    fn more_routes_than_a_thread_caches_keep_their_names() {
+        let names: Vec<String> = (0..THREAD_CACHE * 2)
+            .map(|i| format!("/r{i}/{{id}}"))
+            .collect();
+        for _ in 0..2 {
+            for n in &names {
+                assert_eq!(route_name(&Method::POST, n), format!("POST {n}"));
+            }
+        }
+        // The first ones were evicted from this thread's cache, and are
+        // found again in the process-wide set, not interned twice.
+        let again = route_name(&Method::POST, &names[0]);
+        let other = std::thread::spawn({
+            let n = names[0].clone();
+            move || route_name(&Method::POST, &n)
+        })
+        .join()
+        .unwrap();
+        assert!(same(again, other));
     }
 
     #[test]
