@@ -27,37 +27,11 @@ command -v setsid >/dev/null || { echo "setsid (util-linux) is needed"; exit 1; 
 # shellcheck source=benches/common.sh
 . benches/common.sh
 
-start() { # binary port log -> pid
-  setsid taskset -c 0 "$1" --mode "$mode" --port "$2" --workers 1 >"$3" 2>&1 &
-  echo $!
-}
-wait_listening() {
-  for _ in $(seq 50); do grep -q listening "$1" 2>/dev/null && return; sleep 0.1; done
-}
-
 ratios=()
 for round in $(seq "$ROUNDS"); do
-  pa=$(free_port)
-  pb=$(free_port)
-  sa=$(start "$old" "$pa" "$OUT/old.log")
-  sb=$(start "$new" "$pb" "$OUT/new.log")
-  pids+=("$sa" "$sb")
-  wait_listening "$OUT/old.log"
-  wait_listening "$OUT/new.log"
-  ua="http://127.0.0.1:$pa$URL_PATH"
-  ub="http://127.0.0.1:$pb$URL_PATH"
-  taskset -c 1 wrk -t1 -c"$CONNS" -d2s -H "$hdr1" -H "$hdr2" "$ua" >/dev/null &
-  w=$!
-  taskset -c 1 wrk -t1 -c"$CONNS" -d2s -H "$hdr1" -H "$hdr2" "$ub" >/dev/null
-  wait "$w"
-  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$hdr1" -H "$hdr2" "$ua" >"$OUT/wrk-old.txt" &
-  w=$!
-  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$hdr1" -H "$hdr2" "$ub" >"$OUT/wrk-new.txt"
-  wait "$w"
-  kill "$sa" "$sb" 2>/dev/null || true
-  wait "$sa" "$sb" 2>/dev/null || true
-  ra=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-old.txt")
-  rb=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-new.txt")
+  side_by_side "$old" "$mode" "$new" "$mode"
+  ra=$RPS_A
+  rb=$RPS_B
   r=$(python3 -c "print('%.4f' % ($rb / $ra))")
   ratios+=("$r")
   printf "round %s: old %s req/s, new %s req/s, new/old %s\n" "$round" "$ra" "$rb" "$r"

@@ -36,3 +36,50 @@ hdr1="uber-trace-id: 4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1"
 hdr2="traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# One side-by-side round (benches/paired.sh, benches/ab_builds.sh): two
+# servers pinned to CPU 0, each in its own scheduling group (so each gets
+# half the core, its exporter thread included), each under its own wrk on
+# CPU 1: a 2 s warm-up, then CONNS connections for DURATION seconds, both
+# at the same time. Stops both servers. Sets RPS_A and RPS_B (requests/s).
+#   side_by_side BIN_A MODE_A BIN_B MODE_B [b-first]
+side_by_side() {
+  local pa pb sa sb w ua ub
+  pa=$(free_port)
+  pb=$(free_port)
+  if [ "${5:-}" = b-first ]; then
+    sb=$(start_pinned "$3" "$4" "$pb" "$OUT/server-b.log")
+    sa=$(start_pinned "$1" "$2" "$pa" "$OUT/server-a.log")
+  else
+    sa=$(start_pinned "$1" "$2" "$pa" "$OUT/server-a.log")
+    sb=$(start_pinned "$3" "$4" "$pb" "$OUT/server-b.log")
+  fi
+  pids+=("$sa" "$sb")
+  wait_listening "$OUT/server-a.log"
+  wait_listening "$OUT/server-b.log"
+  ua="http://127.0.0.1:$pa$URL_PATH"
+  ub="http://127.0.0.1:$pb$URL_PATH"
+  taskset -c 1 wrk -t1 -c"$CONNS" -d2s -H "$hdr1" -H "$hdr2" "$ua" >/dev/null &
+  w=$!
+  taskset -c 1 wrk -t1 -c"$CONNS" -d2s -H "$hdr1" -H "$hdr2" "$ub" >/dev/null
+  wait "$w"
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$hdr1" -H "$hdr2" "$ua" >"$OUT/wrk-a.txt" &
+  w=$!
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$hdr1" -H "$hdr2" "$ub" >"$OUT/wrk-b.txt"
+  wait "$w"
+  kill "$sa" "$sb" 2>/dev/null || true
+  wait "$sa" "$sb" 2>/dev/null || true
+  RPS_A=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-a.txt")
+  RPS_B=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-b.txt")
+}
+
+# A server in its own session (scheduling group) on CPU 0.
+#   start_pinned BIN MODE PORT LOG -> pid
+start_pinned() {
+  setsid taskset -c 0 "$1" --mode "$2" --port "$3" --workers 1 >"$4" 2>&1 &
+  echo $!
+}
+
+wait_listening() {
+  for _ in $(seq 50); do grep -q listening "$1" 2>/dev/null && return; sleep 0.1; done
+}

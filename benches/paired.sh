@@ -24,44 +24,16 @@ command -v setsid >/dev/null || { echo "setsid (util-linux) is needed"; exit 1; 
 # shellcheck source=benches/common.sh
 . benches/common.sh
 
-start_server() { # mode port log -> pid
-  setsid taskset -c 0 "$bin/http-bench-server" --mode "$1" --port "$2" --workers 1 >"$3" 2>&1 &
-  echo $!
-}
-wait_listening() {
-  for _ in $(seq 50); do grep -q listening "$1" 2>/dev/null && return; sleep 0.1; done
-}
-
 results="$OUT/results.tsv"
 printf "round\tmode\tbare_rps\tmode_rps\tratio\n" >"$results"
 for round in $(seq "$ROUNDS"); do
   for mode in $MODES; do
-    pa=$(free_port)
-    pb=$(free_port)
     # Alternate which server starts first, in case order matters.
-    if [ $((round % 2)) = 1 ]; then
-      sa=$(start_server bare "$pa" "$OUT/server-a.log"); sb=$(start_server "$mode" "$pb" "$OUT/server-b.log")
-    else
-      sb=$(start_server "$mode" "$pb" "$OUT/server-b.log"); sa=$(start_server bare "$pa" "$OUT/server-a.log")
-    fi
-    pids+=("$sa" "$sb")
-    wait_listening "$OUT/server-a.log"
-    wait_listening "$OUT/server-b.log"
-    ua="http://127.0.0.1:$pa$URL_PATH"
-    ub="http://127.0.0.1:$pb$URL_PATH"
-    # Warm-up, then the measured run, both servers under load together.
-    taskset -c 1 wrk -t1 -c"$CONNS" -d2s -H "$hdr1" -H "$hdr2" "$ua" >/dev/null &
-    w=$!
-    taskset -c 1 wrk -t1 -c"$CONNS" -d2s -H "$hdr1" -H "$hdr2" "$ub" >/dev/null
-    wait "$w"
-    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$hdr1" -H "$hdr2" "$ua" >"$OUT/wrk-a.txt" &
-    w=$!
-    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$hdr1" -H "$hdr2" "$ub" >"$OUT/wrk-b.txt"
-    wait "$w"
-    kill "$sa" "$sb" 2>/dev/null || true
-    wait "$sa" "$sb" 2>/dev/null || true
-    ra=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-a.txt")
-    rb=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-b.txt")
+    order=a-first
+    [ $((round % 2)) = 1 ] || order=b-first
+    side_by_side "$bin/http-bench-server" bare "$bin/http-bench-server" "$mode" "$order"
+    ra=$RPS_A
+    rb=$RPS_B
     ratio=$(python3 -c "print('%.4f' % ($rb / $ra))")
     printf "%s\t%s\t%s\t%s\t%s\n" "$round" "$mode" "$ra" "$rb" "$ratio" | tee -a "$results"
   done
