@@ -371,6 +371,19 @@ pub(crate) fn encode<P: Protocol>(f: impl FnOnce(&mut P, &mut Vec<u8>)) -> Vec<u
     out
 }
 
+/// Each span encoded on its own (in `P`), prefetching the spans ahead.
+pub(crate) fn encode_spans<P: Protocol>(spans: &[Box<FinishedSpan>]) -> Vec<Vec<u8>> {
+    crate::prefetch::start(spans);
+    spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            crate::prefetch::all_ahead(spans, i);
+            encode::<P>(|p, out| write_span(p, out, s))
+        })
+        .collect()
+}
+
 /// The compact-protocol message header of a oneway `Agent.emitBatch` call,
 /// followed by the argument struct's header for field 1 (the batch).
 pub(crate) fn emit_batch_header(out: &mut Vec<u8>, seq_id: u32) {

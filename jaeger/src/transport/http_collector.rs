@@ -68,15 +68,7 @@ impl HttpCollectorTransport {
     /// The binary-Thrift `Batch` body for these spans.
     pub fn encode(process: &Process, spans: &[Box<FinishedSpan>]) -> Vec<u8> {
         let process = thrift::encode::<Binary>(|p, out| thrift::write_process(p, out, process));
-        crate::prefetch::start(spans);
-        let encoded: Vec<Vec<u8>> = spans
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                crate::prefetch::all_ahead(spans, i);
-                thrift::encode::<Binary>(|p, out| thrift::write_span(p, out, s))
-            })
-            .collect();
+        let encoded = thrift::encode_spans::<Binary>(spans);
         let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
         let mut out =
             Vec::with_capacity(process.len() + refs.iter().map(|s| s.len()).sum::<usize>() + 32);

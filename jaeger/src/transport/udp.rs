@@ -137,15 +137,7 @@ impl UdpAgentTransport {
         let budget = self
             .max_packet_size
             .saturating_sub(process.len() + BATCH_OVERHEAD);
-        crate::prefetch::start(spans);
-        let encoded: Vec<Vec<u8>> = spans
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                crate::prefetch::all_ahead(spans, i);
-                thrift::encode::<Compact>(|p, out| thrift::write_span(p, out, s))
-            })
-            .collect();
+        let encoded = thrift::encode_spans::<Compact>(spans);
         let mut outcome = SendOutcome::default();
         // Each packet with the number of spans in it.
         let mut packets: Vec<(Vec<u8>, usize)> = Vec::new();
