@@ -572,6 +572,58 @@ fn reused_span_boxes_carry_nothing_over() {
     tracer.close(T).unwrap();
 }
 
+/// Request threads take recycled boxes ahead of use, per thread, whatever
+/// tracer they came from: two tracers on one thread must each get their own
+/// spans, complete, with nothing of the other's.
+#[test]
+fn tracers_sharing_a_thread_keep_their_spans_apart() {
+    let (store_a, store_b) = (InMemoryTransport::new(), InMemoryTransport::new());
+    let a = tracer_with(&store_a).build().unwrap();
+    let b = tracer_with(&store_b).build().unwrap();
+    for round in 0..3 {
+        for i in 0..40 {
+            let mut s = a
+                .span(format!("a-{round}-{i}"))
+                .ignore_current_span()
+                .start();
+            s.set_tag("from", "a");
+            s.finish();
+            let mut s = b
+                .span(format!("b-{round}-{i}"))
+                .ignore_current_span()
+                .start();
+            s.set_tag("from", "b");
+            s.log([("event", "b-only")]);
+            s.finish();
+        }
+        // Delivered boxes go back to each tracer's pool, to be reused by
+        // the spans of the next round.
+        a.flush(T).unwrap();
+        b.flush(T).unwrap();
+    }
+    for (store, name) in [(&store_a, "a"), (&store_b, "b")] {
+        let spans = store.spans();
+        assert_eq!(spans.len(), 120, "{name}");
+        for s in &spans {
+            assert!(s.operation_name.starts_with(&format!("{name}-")), "{s:?}");
+            assert_eq!(
+                s.tag("from").and_then(TagValue::as_str),
+                Some(name),
+                "{s:?}"
+            );
+            let own: Vec<_> = s
+                .tags
+                .iter()
+                .filter(|t| !t.key.starts_with("sampler."))
+                .collect();
+            assert_eq!(own.len(), 1, "{s:?}");
+            assert_eq!(s.logs.len(), usize::from(name == "b"), "{s:?}");
+        }
+    }
+    a.close(T).unwrap();
+    b.close(T).unwrap();
+}
+
 /// A lazily named span builds its name only when the tracer needs it: for
 /// a recorded span, or for a sampler that decides by name.
 #[test]
