@@ -189,11 +189,10 @@ where
                 {
                     t.no_body = true;
                 }
-                if let Some(len) = resp
-                    .headers()
-                    .get(http::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
+                if let Some(len) =
+                    crate::request::find_header(resp.headers(), &http::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok())
                 {
                     t.expected_len = Some(len);
                 }

@@ -79,17 +79,21 @@ pub(crate) fn url(uri: &Uri, host: Option<&str>, policy: QueryPolicy) -> String 
 }
 
 pub(crate) fn host_header(headers: &http::HeaderMap) -> Option<&str> {
-    // A request has a handful of headers: comparing their names (an enum
-    // tag for standard ones) costs a fraction of hashing `host`.
-    let value = if headers.keys_len() <= 16 {
-        headers
-            .iter()
-            .find(|(name, _)| **name == http::header::HOST)
-            .map(|(_, v)| v)
+    find_header(headers, &http::header::HOST).and_then(|h| h.to_str().ok())
+}
+
+/// The first value of `name`, as `HeaderMap::get`. Requests and responses
+/// have a handful of headers: comparing their names (an enum tag for the
+/// standard ones) costs a fraction of hashing `name`.
+pub(crate) fn find_header<'a>(
+    headers: &'a http::HeaderMap,
+    name: &http::HeaderName,
+) -> Option<&'a http::HeaderValue> {
+    if headers.keys_len() <= 16 {
+        headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     } else {
-        headers.get(http::header::HOST)
-    };
-    value.and_then(|h| h.to_str().ok())
+        headers.get(name)
+    }
 }
 
 #[cfg(test)]
