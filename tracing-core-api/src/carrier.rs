@@ -96,10 +96,24 @@ const SCAN_BELOW: usize = 16;
 
 impl Extractor for HeaderMap {
     fn get(&self, key: &str) -> Option<&[u8]> {
+        // As in `get_joined`: comparing a few names beats hashing one.
+        if self.keys_len() <= SCAN_BELOW {
+            return self
+                .iter()
+                .find(|(k, _)| k.as_str().eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.as_bytes());
+        }
         HeaderMap::get(self, key).map(HeaderValue::as_bytes)
     }
 
     fn get_header(&self, name: &HeaderName) -> Option<&[u8]> {
+        // As in `get_joined`: comparing a few names beats hashing one.
+        if self.keys_len() <= SCAN_BELOW {
+            return self
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.as_bytes());
+        }
         HeaderMap::get(self, name).map(HeaderValue::as_bytes)
     }
 
@@ -233,6 +247,27 @@ mod tests {
             assert_eq!(h.get_joined(&baggage).as_deref(), Some(&b"a=1"[..]));
             h.append(&baggage, HeaderValue::from_static("b=2"));
             assert_eq!(h.get_joined(&baggage).as_deref(), Some(&b"a=1,b=2"[..]));
+        }
+    }
+
+    #[test]
+    fn header_map_lookups_whatever_its_size() {
+        let name = HeaderName::from_static("traceparent");
+        for others in [0, 3, SCAN_BELOW, SCAN_BELOW + 5] {
+            let mut h = HeaderMap::new();
+            for i in 0..others {
+                h.insert(
+                    HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(),
+                    HeaderValue::from_static("v"),
+                );
+            }
+            assert_eq!(Extractor::get(&h, "traceparent"), None, "{others}");
+            assert_eq!(h.get_header(&name), None, "{others}");
+            h.insert(&name, HeaderValue::from_static("00-x"));
+            h.append(&name, HeaderValue::from_static("second"));
+            assert_eq!(Extractor::get(&h, "traceparent"), Some(&b"00-x"[..]));
+            assert_eq!(Extractor::get(&h, "TraceParent"), Some(&b"00-x"[..]));
+            assert_eq!(h.get_header(&name), Some(&b"00-x"[..]));
         }
     }
 
