@@ -84,7 +84,9 @@ pub(crate) fn host_header(headers: &http::HeaderMap) -> Option<&str> {
 
 /// The first value of `name`, as `HeaderMap::get`. Requests and responses
 /// have a handful of headers: comparing their names (an enum tag for the
-/// standard ones) costs a fraction of hashing `name`.
+/// standard ones) costs a fraction of hashing `name`. (The API crate's
+/// `HeaderMap` carrier does the same, but lends bytes; this keeps the
+/// `HeaderValue`, whose `to_str` checks and converts in one pass.)
 pub(crate) fn find_header<'a>(
     headers: &'a http::HeaderMap,
     name: &http::HeaderName,

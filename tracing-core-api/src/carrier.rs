@@ -94,33 +94,40 @@ impl Injector for HeaderMap {
 /// names first.
 const SCAN_BELOW: usize = 16;
 
+/// The first value whose name satisfies `is`, found in a small map by
+/// comparing names (a request has a handful of headers, and comparing them,
+/// an enum tag for the standard ones, costs a fraction of hashing one), in
+/// a larger one by `hashed`.
+#[inline]
+fn first_value<'a>(
+    map: &'a HeaderMap,
+    is: impl Fn(&HeaderName) -> bool,
+    hashed: impl FnOnce() -> Option<&'a HeaderValue>,
+) -> Option<&'a HeaderValue> {
+    if map.keys_len() <= SCAN_BELOW {
+        map.iter().find(|(k, _)| is(k)).map(|(_, v)| v)
+    } else {
+        hashed()
+    }
+}
+
 impl Extractor for HeaderMap {
     fn get(&self, key: &str) -> Option<&[u8]> {
-        // As in `get_joined`: comparing a few names beats hashing one.
-        if self.keys_len() <= SCAN_BELOW {
-            return self
-                .iter()
-                .find(|(k, _)| k.as_str().eq_ignore_ascii_case(key))
-                .map(|(_, v)| v.as_bytes());
-        }
-        HeaderMap::get(self, key).map(HeaderValue::as_bytes)
+        first_value(
+            self,
+            |k| k.as_str().eq_ignore_ascii_case(key),
+            || HeaderMap::get(self, key),
+        )
+        .map(HeaderValue::as_bytes)
     }
 
     fn get_header(&self, name: &HeaderName) -> Option<&[u8]> {
-        // As in `get_joined`: comparing a few names beats hashing one.
-        if self.keys_len() <= SCAN_BELOW {
-            return self
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.as_bytes());
-        }
-        HeaderMap::get(self, name).map(HeaderValue::as_bytes)
+        first_value(self, |k| k == name, || HeaderMap::get(self, name)).map(HeaderValue::as_bytes)
     }
 
     fn get_joined(&self, name: &HeaderName) -> Option<std::borrow::Cow<'_, [u8]>> {
-        // A request has a handful of headers, and most lookups miss (no
-        // `baggage` header): comparing the names costs a fraction of
-        // hashing one.
+        // Most lookups miss (no `baggage` header): in a small map, found
+        // missing without hashing (see `first_value`).
         if self.keys_len() <= SCAN_BELOW && !self.keys().any(|k| k == name) {
             return None;
         }
@@ -231,17 +238,23 @@ impl<T: Extractor + ?Sized> Extractor for &T {
 mod tests {
     use super::*;
 
+    /// A map of `n` unrelated headers.
+    fn map_of_others(n: usize) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for i in 0..n {
+            h.insert(
+                HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        h
+    }
+
     #[test]
     fn header_map_joins_repeated_headers_whatever_its_size() {
         let baggage = HeaderName::from_static("baggage");
         for others in [0, 3, SCAN_BELOW, SCAN_BELOW + 5] {
-            let mut h = HeaderMap::new();
-            for i in 0..others {
-                h.insert(
-                    HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(),
-                    HeaderValue::from_static("v"),
-                );
-            }
+            let mut h = map_of_others(others);
             assert_eq!(h.get_joined(&baggage), None, "{others}");
             h.append(&baggage, HeaderValue::from_static("a=1"));
             assert_eq!(h.get_joined(&baggage).as_deref(), Some(&b"a=1"[..]));
@@ -254,13 +267,7 @@ mod tests {
     fn header_map_lookups_whatever_its_size() {
         let name = HeaderName::from_static("traceparent");
         for others in [0, 3, SCAN_BELOW, SCAN_BELOW + 5] {
-            let mut h = HeaderMap::new();
-            for i in 0..others {
-                h.insert(
-                    HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(),
-                    HeaderValue::from_static("v"),
-                );
-            }
+            let mut h = map_of_others(others);
             assert_eq!(Extractor::get(&h, "traceparent"), None, "{others}");
             assert_eq!(h.get_header(&name), None, "{others}");
             h.insert(&name, HeaderValue::from_static("00-x"));
