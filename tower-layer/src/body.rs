@@ -64,6 +64,19 @@ impl Tracked {
         ]);
     }
 
+    /// Finishes the span at the end of the body: a body that ended short of
+    /// (or past) its announced length is a failed response (hyper cuts such
+    /// a connection off).
+    fn finish_at_end(mut self) {
+        if let (false, Some(n)) = (self.no_body, self.expected_len) {
+            if self.bytes_sent != n {
+                let msg = format!("the body ended after {} of {n} bytes", self.bytes_sent);
+                self.fail("body_length_mismatch", msg);
+            }
+        }
+        self.finish();
+    }
+
     /// Finishes the span and tells the observer.
     ///
     /// The observer gets the operation name the span started with (the
@@ -85,13 +98,19 @@ impl Tracked {
 
 pin_project_lite::pin_project! {
     /// A response body whose end finishes the request's span: streaming and
-    /// server-sent-event bodies are traced for as long as they run. If the
-    /// body is dropped before its end (the client went away), the span is
-    /// marked failed with a log saying so, and finished.
+    /// server-sent-event bodies are traced for as long as they run, and the
+    /// span is the current span while they are polled (so calls a stream
+    /// makes nest under it). If the body is dropped before its end (the
+    /// client went away), the span is marked failed with a log saying so,
+    /// and finished.
     pub struct TracedBody<B> {
         #[pin]
         inner: B,
         tracked: Option<Box<Tracked>>,
+        // Made current while a streaming body (no exact length: user code
+        // produces it as it is polled) is polled; a buffered body runs no
+        // user code and does without.
+        current: Option<SharedSpan>,
     }
 
     impl<B> PinnedDrop for TracedBody<B> {
@@ -112,32 +131,51 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<B: Body> TracedBody<B> {
-    /// A body that traces nothing (a request the filter skipped).
-    pub(crate) fn untraced(inner: B) -> Self {
-        TracedBody {
-            inner,
-            tracked: None,
-        }
-    }
+/// Whether user code produces `body` as it is polled (a stream, server-sent
+/// events): it has no exact length and has not ended.
+pub(crate) fn is_streaming<B: Body>(body: &B) -> bool {
+    body.size_hint().exact().is_none() && !body.is_end_stream()
 }
 
 impl<B: Body> TracedBody<B> {
-    pub(crate) fn new(inner: B, mut tracked: Box<Tracked>) -> Self {
-        if tracked.expected_len.is_none() {
-            tracked.expected_len = inner.size_hint().exact();
-        }
-        let done = inner.is_end_stream();
-        let mut body = TracedBody {
-            inner,
-            tracked: Some(tracked),
+    /// Wraps `inner`: finishes `tracked` at its end; while a streaming body
+    /// is polled, makes `tracked`'s span (or, for a span that records
+    /// nothing, `unrecorded`) current.
+    pub(crate) fn new(
+        inner: B,
+        tracked: Option<Box<Tracked>>,
+        unrecorded: Option<SharedSpan>,
+    ) -> Self {
+        // A length the response announced (Content-Length) marks a body
+        // that is not a stream, and spares asking the body.
+        let exact = match tracked.as_ref().and_then(|t| t.expected_len) {
+            Some(len) => Some(len),
+            None => inner.size_hint().exact(),
         };
-        if done {
-            if let Some(t) = body.tracked.take() {
+        let done = inner.is_end_stream();
+        let current = if exact.is_none() && !done {
+            tracked.as_ref().map(|t| t.span.clone()).or(unrecorded)
+        } else {
+            None
+        };
+        let tracked = match tracked {
+            Some(t) if done => {
                 t.finish();
+                None
             }
+            Some(mut t) => {
+                if t.expected_len.is_none() {
+                    t.expected_len = exact;
+                }
+                Some(t)
+            }
+            None => None,
+        };
+        TracedBody {
+            inner,
+            tracked,
+            current,
         }
-        body
     }
 }
 
@@ -154,6 +192,7 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         let mut inner = this.inner;
+        let _current = this.current.as_ref().map(SharedSpan::enter);
         let result = inner.as_mut().poll_frame(cx);
         if let (Poll::Ready(Some(Ok(frame))), Some(t)) = (&result, this.tracked.as_mut()) {
             if let Some(data) = frame.data_ref() {
@@ -163,7 +202,7 @@ where
         match &result {
             Poll::Ready(None) => {
                 if let Some(t) = this.tracked.take() {
-                    t.finish();
+                    t.finish_at_end();
                 }
             }
             Poll::Ready(Some(Err(e))) => {
@@ -174,7 +213,7 @@ where
             }
             Poll::Ready(Some(Ok(_))) if inner.is_end_stream() => {
                 if let Some(t) = this.tracked.take() {
-                    t.finish();
+                    t.finish_at_end();
                 }
             }
             _ => {}
@@ -210,11 +249,13 @@ pub trait ResponseBodies<B>: sealed::Sealed {
     /// The response body type of the traced service.
     type Body;
 
-    /// Wraps `body` to finish `tracked` at its end, or hands it back as it
-    /// is when there is nothing to track.
+    /// Wraps `body` to finish `tracked` at its end and keep the span
+    /// current while a streaming body is polled (`unrecorded`: the span of
+    /// a response with nothing to track), or hands it back as it is when
+    /// there is nothing to do.
     #[doc(hidden)]
     #[allow(private_interfaces)] // sealed: `Tracked` never leaves the crate
-    fn body(body: B, tracked: Option<Box<Tracked>>) -> Self::Body;
+    fn body(body: B, tracked: Option<Box<Tracked>>, unrecorded: Option<SharedSpan>) -> Self::Body;
 }
 
 /// Response bodies as [`TracedBody`]: works with every body type. Axum
@@ -229,11 +270,12 @@ impl<B: Body> ResponseBodies<B> for TracedBodies {
     type Body = TracedBody<B>;
 
     #[allow(private_interfaces)]
-    fn body(body: B, tracked: Option<Box<Tracked>>) -> TracedBody<B> {
-        match tracked {
-            Some(t) => TracedBody::new(body, t),
-            None => TracedBody::untraced(body),
-        }
+    fn body(
+        body: B,
+        tracked: Option<Box<Tracked>>,
+        unrecorded: Option<SharedSpan>,
+    ) -> TracedBody<B> {
+        TracedBody::new(body, tracked, unrecorded)
     }
 }
 
@@ -258,11 +300,18 @@ where
     type Body = axum::body::Body;
 
     #[allow(private_interfaces)]
-    fn body(body: B, tracked: Option<Box<Tracked>>) -> axum::body::Body {
-        match tracked {
-            Some(t) => axum::body::Body::new(TracedBody::new(body, t)),
+    fn body(
+        body: B,
+        tracked: Option<Box<Tracked>>,
+        unrecorded: Option<SharedSpan>,
+    ) -> axum::body::Body {
+        match (tracked, unrecorded) {
+            (Some(t), _) => axum::body::Body::new(TracedBody::new(body, Some(t), None)),
+            (None, Some(span)) if is_streaming(&body) => {
+                axum::body::Body::new(TracedBody::new(body, None, Some(span)))
+            }
             // `Body::new` hands an `axum::body::Body` back as it is.
-            None => axum::body::Body::new(body),
+            _ => axum::body::Body::new(body),
         }
     }
 }

@@ -13,9 +13,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::Tracked;
-use crate::future::{ResponseConfig, ResponseFuture};
+use crate::future::{call_in_span, ResponseConfig, ResponseFuture};
 use crate::policy::InjectPolicy;
-use crate::request::{method, url, QueryPolicy};
+use crate::request::{method, operation_method, url, QueryPolicy};
 
 type NameFn = dyn Fn(&Parts) -> Cow<'static, str> + Send + Sync;
 
@@ -38,7 +38,13 @@ struct ClientConfig {
 /// `span.kind=client`, `component`, `http.method`, `http.url`,
 /// `peer.hostname`, `peer.port`, `http.status_code`, and `error=true` for
 /// 5xx responses and transport errors. It finishes when the response body
-/// ends or is dropped.
+/// ends or is dropped. Operation names use the method for the standard
+/// methods and `_OTHER` for extension methods (the tag keeps the method).
+///
+/// Trace headers already on the request (a proxy forwarding what it
+/// received) are removed before the span's context is injected: a
+/// destination gets this span's context and baggage, or, when the policy
+/// denies it, no trace headers at all.
 #[derive(Clone)]
 pub struct ClientTracingLayer<T> {
     tracer: T,
@@ -68,7 +74,10 @@ impl<T> ClientTracingLayer<T> {
         }
     }
 
-    /// Which destinations get trace headers (default: all).
+    /// Which destinations get trace headers (default: all). An allowlist
+    /// is matched against the host of the request's URI; a path-only URI
+    /// (hyper's connection-level `SendRequest`) never matches, since the
+    /// `Host` header does not prove where the connection goes.
     pub fn with_inject_policy(mut self, policy: InjectPolicy) -> Self {
         self.config.inject = policy;
         self
@@ -136,8 +145,8 @@ impl<S: fmt::Debug, T> fmt::Debug for ClientTracingService<S, T> {
     }
 }
 
-/// The destination host: from the URI, or from the `Host` header for
-/// path-only URIs.
+/// The host named by the request: from the URI, or from the `Host` header
+/// for path-only URIs (for the `peer.hostname` tag).
 fn host_of(uri: &http::Uri, headers: &http::HeaderMap) -> Option<String> {
     uri.host().map(str::to_owned).or_else(|| {
         headers
@@ -148,8 +157,13 @@ fn host_of(uri: &http::Uri, headers: &http::HeaderMap) -> Option<String> {
     })
 }
 
-fn request_host<B>(req: &Request<B>) -> Option<String> {
-    host_of(req.uri(), req.headers())
+/// Whether the request may carry trace headers. Only the URI says where a
+/// request goes: a path-only URI (hyper's connection-level `SendRequest`)
+/// goes wherever its connection was opened, which the `Host` header (set by
+/// the caller, or forwarded by a proxy) does not prove, so an allowlist
+/// treats it as a destination that does not match.
+fn may_inject<B>(policy: &InjectPolicy, req: &Request<B>) -> bool {
+    policy.allows(req.uri().host())
 }
 
 impl<S, T, B, ResB> Service<Request<B>> for ClientTracingService<S, T>
@@ -174,7 +188,7 @@ where
         if self.tracer.is_noop() {
             // Nothing to inject, but headers forwarded from a caller must
             // still not reach a denied destination.
-            if !allow_all && !config.inject.allows(request_host(&req).as_deref()) {
+            if !allow_all && !may_inject(&config.inject, &req) {
                 crate::policy::strip_trace_headers(req.headers_mut());
             }
             return ResponseFuture::new(self.inner.call(req), None, response);
@@ -186,13 +200,13 @@ where
                 req = Request::from_parts(parts, body);
                 name
             }
-            None => method(req.method()),
+            None => Cow::Borrowed(operation_method(req.method())),
         };
         let mut span = self.tracer.span(operation.clone()).start();
         let recording = span.is_recording();
-        // The host is needed for the peer tags and for an allowlist only.
-        let host = (recording || !allow_all)
-            .then(|| request_host(&req))
+        // The host is needed for the peer tags only.
+        let host = recording
+            .then(|| host_of(req.uri(), req.headers()))
             .flatten();
         if recording {
             let uri = req.uri();
@@ -212,26 +226,27 @@ where
                 span.set_tag(tags::PEER_PORT, p);
             }
         }
-        if allow_all || config.inject.allows(host.as_deref()) {
+        // A proxy may be forwarding the trace headers it received: a denied
+        // destination must not get those, and an allowed one gets this
+        // span's context only (not, say, the caller's `traceparent` next to
+        // our `uber-trace-id`, or baggage the server layer chose to drop).
+        crate::policy::strip_trace_headers(req.headers_mut());
+        if allow_all || may_inject(&config.inject, &req) {
             self.tracer
                 .inject(span.context(), Format::HttpHeaders, req.headers_mut());
-        } else {
-            // A proxy may be forwarding the headers it received: a denied
-            // destination must not get those either.
-            crate::policy::strip_trace_headers(req.headers_mut());
         }
         let is_head = req.method() == http::Method::HEAD;
         let span = span.into_shared();
-        let fut = {
-            let _guard = span.enter();
-            self.inner.call(req)
-        };
         if !recording {
-            // Nothing about the response can be recorded: the span only had
+            // Nothing about the response can be recorded: the span only has
             // to be current during the call.
+            let fut = {
+                let _guard = span.enter();
+                self.inner.call(req)
+            };
             return ResponseFuture::unrecorded(fut, span, response);
         }
-        let tracked = Tracked {
+        let mut tracked = Some(Box::new(Tracked {
             span,
             started: None,
             operation,
@@ -242,7 +257,8 @@ where
             expected_len: None,
             bytes_sent: 0,
             fail_on_early_drop: false,
-        };
-        ResponseFuture::new(fut, Some(Box::new(tracked)), response)
+        }));
+        let fut = call_in_span(&mut self.inner, req, &mut tracked);
+        ResponseFuture::new(fut, tracked, response)
     }
 }

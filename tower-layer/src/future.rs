@@ -79,6 +79,26 @@ pin_project_lite::pin_project! {
 
 struct FinishOnUnwind<'a>(&'a mut Option<Box<Tracked>>);
 
+/// Calls `inner` with `tracked`'s span current. Should `call` itself panic
+/// (not the future it returns), the span is finished as failed on the way
+/// out, so that a panic catcher outside (tower-http's `CatchPanic`) does
+/// not leave the trace and the observer without the failure.
+#[inline]
+pub(crate) fn call_in_span<S, R>(
+    inner: &mut S,
+    req: R,
+    tracked: &mut Option<Box<Tracked>>,
+) -> S::Future
+where
+    S: tower_service::Service<R>,
+{
+    let _guard = tracked.as_ref().map(|t| t.span.enter());
+    let bomb = FinishOnUnwind(tracked);
+    let fut = inner.call(req);
+    std::mem::forget(bomb);
+    fut
+}
+
 impl Drop for FinishOnUnwind<'_> {
     fn drop(&mut self) {
         // Only reached while unwinding: on the normal path it is forgotten.
@@ -170,14 +190,16 @@ where
             }
         };
         if let Some(span) = this.unrecorded.take() {
+            // Recorded nowhere, so it may finish now; a streaming body
+            // still makes its context current while polled.
             span.finish();
             return Poll::Ready(result.map(|mut resp| {
                 add_trace_id_header(config, &span, &mut resp);
-                resp.map(|b| M::body(b, None))
+                resp.map(|b| M::body(b, None, Some(span)))
             }));
         }
         let Some(mut t) = this.tracked.take() else {
-            return Poll::Ready(result.map(|resp| resp.map(|b| M::body(b, None))));
+            return Poll::Ready(result.map(|resp| resp.map(|b| M::body(b, None, None))));
         };
         Poll::Ready(match result {
             Ok(mut resp) => {
@@ -209,7 +231,7 @@ where
                     }
                 }
                 add_trace_id_header(config, &t.span, &mut resp);
-                Ok(resp.map(|b| M::body(b, Some(t))))
+                Ok(resp.map(|b| M::body(b, Some(t), None)))
             }
             Err(e) => {
                 t.fail("service_error", e.to_string());

@@ -47,32 +47,51 @@ fn normalize(host: &str) -> &str {
     h.strip_suffix('.').unwrap_or(h)
 }
 
+/// The trace headers of the standard propagators (Jaeger, W3C trace
+/// context and baggage, B3), besides Jaeger's `uberctx-` baggage prefix.
+const TRACE_HEADERS: [&str; 12] = [
+    "uber-trace-id",
+    "jaeger-debug-id",
+    "jaeger-baggage",
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+];
+
+fn is_trace_header(name: &http::HeaderName) -> bool {
+    let n = name.as_str();
+    n.starts_with("uberctx-") || TRACE_HEADERS.contains(&n)
+}
+
 /// Removes every trace header the standard propagators use (Jaeger, W3C
-/// trace context and baggage, B3).
+/// trace context and baggage, B3, Jaeger's `uberctx-*` baggage). Custom
+/// header names configured on a propagator are not known here.
+///
+/// ```
+/// let mut h = http::HeaderMap::new();
+/// h.insert("traceparent", http::HeaderValue::from_static("00-..."));
+/// h.insert("accept", http::HeaderValue::from_static("*/*"));
+/// opentracing_tower::policy::strip_trace_headers(&mut h);
+/// assert_eq!(h.len(), 1);
+/// ```
 pub fn strip_trace_headers(headers: &mut http::HeaderMap) {
-    const NAMES: [&str; 11] = [
-        "uber-trace-id",
-        "jaeger-debug-id",
-        "jaeger-baggage",
-        "traceparent",
-        "tracestate",
-        "baggage",
-        "b3",
-        "x-b3-traceid",
-        "x-b3-spanid",
-        "x-b3-parentspanid",
-        "x-b3-sampled",
-    ];
-    for n in NAMES {
-        headers.remove(n);
+    // One pass over the (few) names; removal only for what is there, which
+    // is usually nothing.
+    if !headers.keys().any(is_trace_header) {
+        return;
     }
-    headers.remove("x-b3-flags");
-    let prefixed: Vec<http::HeaderName> = headers
+    let present: Vec<http::HeaderName> = headers
         .keys()
-        .filter(|k| k.as_str().starts_with("uberctx-"))
+        .filter(|k| is_trace_header(k))
         .cloned()
         .collect();
-    for k in prefixed {
+    for k in present {
         headers.remove(k);
     }
 }
@@ -150,7 +169,10 @@ impl ExtractTrust {
     /// Applies the policy to an extracted context.
     pub fn apply(&self, cx: Option<SpanContext>) -> Option<SpanContext> {
         if !self.parent {
-            return None;
+            // A new root, which may still carry the caller's baggage.
+            return cx
+                .filter(|cx| self.baggage && !cx.baggage().is_empty())
+                .map(|cx| SpanContext::default().with_baggage(cx.baggage().clone()));
         }
         let mut cx = cx?;
         if !self.sampling {
@@ -192,5 +214,34 @@ mod tests {
         assert_eq!(h.len(), 1);
         let p = InjectPolicy::allowlist(["*.internal", "127.0.0.1"]);
         assert!(p.allows(Some("127.0.0.1")) && !p.allows(Some("example.com")) && !p.allows(None));
+    }
+
+    #[test]
+    fn a_new_root_may_keep_the_callers_baggage() {
+        use opentracing_api::{SpanId, TraceId};
+        let mut baggage = Baggage::new();
+        baggage.insert("tenant", "acme").unwrap();
+        let cx = SpanContext::new(
+            TraceId::from_u64(1),
+            SpanId::from_u64(2),
+            TraceFlags::SAMPLED,
+        )
+        .with_baggage(baggage);
+        let keep_baggage = ExtractTrust {
+            parent: false,
+            ..ExtractTrust::default()
+        };
+        let root = keep_baggage.apply(Some(cx.clone())).unwrap();
+        assert!(!root.is_valid(), "no parent: a new root");
+        assert_eq!(root.baggage_item("tenant"), Some("acme"));
+        assert_eq!(ExtractTrust::none().apply(Some(cx.clone())), None);
+        let no_baggage = SpanContext::new(
+            TraceId::from_u64(1),
+            SpanId::from_u64(2),
+            TraceFlags::SAMPLED,
+        );
+        assert_eq!(keep_baggage.apply(Some(no_baggage)), None);
+        let trusted = ExtractTrust::default().apply(Some(cx)).unwrap();
+        assert_eq!(trusted.trace_id(), TraceId::from_u64(1));
     }
 }

@@ -33,6 +33,18 @@ pub(crate) fn method(m: &Method) -> Cow<'static, str> {
     }
 }
 
+/// The method as it appears in operation names: extension methods (any
+/// token a client sends, `X1`, `X2`, ...) all read `_OTHER`, as in
+/// OpenTelemetry's HTTP conventions, so that callers cannot mint new
+/// operation names, metrics endpoints and interned names at will. The
+/// `http.method` tag keeps the method as sent.
+pub(crate) fn operation_method(m: &Method) -> &'static str {
+    match method(m) {
+        Cow::Borrowed(name) => name,
+        Cow::Owned(_) => "_OTHER",
+    }
+}
+
 fn push_query(out: &mut String, query: &str, policy: QueryPolicy) {
     match policy {
         QueryPolicy::Keep => {
@@ -46,15 +58,20 @@ fn push_query(out: &mut String, query: &str, policy: QueryPolicy) {
                 if i > 0 {
                     out.push('&');
                 }
-                let name = pair.split_once('=').map_or(pair, |(k, _)| k);
-                out.push_str(name);
-                out.push_str("=REDACTED");
+                // A parameter without `=` may be a bare secret (`?s3cr3t`):
+                // only what comes before an `=` is a name.
+                if let Some((name, _)) = pair.split_once('=') {
+                    out.push_str(name);
+                    out.push('=');
+                }
+                out.push_str("REDACTED");
             }
         }
     }
 }
 
-/// The full URL of a request: absolute URIs as they are, origin-form ones
+/// The full URL of a request: absolute URIs as they are but for any
+/// credentials (`user:password@`, never recorded), origin-form ones
 /// completed with the `Host` header (and `http`, the scheme a server cannot
 /// see from the request line).
 pub(crate) fn url(uri: &Uri, host: Option<&str>, policy: QueryPolicy) -> String {
@@ -63,7 +80,10 @@ pub(crate) fn url(uri: &Uri, host: Option<&str>, policy: QueryPolicy) -> String 
         (Some(scheme), Some(auth), _) => {
             out.push_str(scheme);
             out.push_str("://");
-            out.push_str(auth.as_str());
+            let auth = auth.as_str();
+            // Userinfo ends at the last `@` of the authority (a password
+            // may contain `@` only percent-encoded, a host never).
+            out.push_str(auth.rsplit_once('@').map_or(auth, |(_, host)| host));
         }
         (_, _, Some(host)) => {
             out.push_str("http://");
@@ -146,5 +166,31 @@ mod tests {
             url(&u, Some("ignored"), QueryPolicy::Keep),
             "https://api.internal:8443/x"
         );
+        let u: Uri = "http://user:p%40ss@api.internal:8080/x?flag&a=1"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            url(&u, None, QueryPolicy::Keep),
+            "http://api.internal:8080/x?flag&a=1",
+            "credentials are never recorded"
+        );
+        assert_eq!(
+            url(&u, None, QueryPolicy::Redact),
+            "http://api.internal:8080/x?REDACTED&a=REDACTED",
+            "a parameter without `=` is redacted whole"
+        );
+        let u: Uri = "http://[::1]:8080/".parse().unwrap();
+        assert_eq!(url(&u, None, QueryPolicy::Keep), "http://[::1]:8080/");
+    }
+
+    #[test]
+    fn extension_methods_share_one_operation_name() {
+        assert_eq!(operation_method(&Method::GET), "GET");
+        assert_eq!(operation_method(&Method::PATCH), "PATCH");
+        for m in ["X1", "PROPFIND", "get"] {
+            let m = Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(operation_method(&m), "_OTHER");
+            assert_eq!(method(&m), m.as_str(), "the tag keeps the method as sent");
+        }
     }
 }

@@ -47,7 +47,7 @@ thread_local! {
 
 /// `"{method} {template}"`, interned when the bounds allow.
 pub(crate) fn route_name(method: &Method, template: &str) -> Cow<'static, str> {
-    let m = method.as_str();
+    let m = crate::request::operation_method(method);
     let len = m.len() + 1 + template.len();
     let matches = |name: &&'static str| {
         name.len() == len

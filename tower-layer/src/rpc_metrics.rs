@@ -66,13 +66,21 @@ impl RpcMetrics {
     }
 
     fn endpoint(&self, name: &str) -> Arc<Endpoint> {
-        if let Some(e) = self
-            .endpoints
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
         {
-            return e.clone();
+            let map = self
+                .endpoints
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(e) = map.get(name) {
+                return e.clone();
+            }
+            // Full: names beyond the bound count as `other` without taking
+            // the write lock on every such request.
+            if map.len() >= self.max_endpoints {
+                if let Some(e) = map.get("other") {
+                    return e.clone();
+                }
+            }
         }
         let mut map = self
             .endpoints
@@ -145,7 +153,9 @@ impl RpcMetrics {
                 cumulative += e.buckets[i].load(Ordering::Relaxed);
                 let _ = writeln!(out, "rpc_request_duration_seconds_bucket{{endpoint=\"{n}\",le=\"{le}\"}} {cumulative}");
             }
-            let count = e.count.load(Ordering::Relaxed);
+            // A request finishing during the scrape may be in its bucket
+            // and not yet in `count`: `+Inf` is never below a bucket.
+            let count = e.count.load(Ordering::Relaxed).max(cumulative);
             let _ = writeln!(
                 out,
                 "rpc_request_duration_seconds_bucket{{endpoint=\"{n}\",le=\"+Inf\"}} {count}"

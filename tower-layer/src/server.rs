@@ -18,9 +18,9 @@ use tower_service::Service;
 #[cfg(feature = "axum")]
 use crate::body::AxumBodies;
 use crate::body::{Observer, ResponseBodies, TracedBodies, Tracked};
-use crate::future::{ResponseConfig, ResponseFuture};
+use crate::future::{call_in_span, ResponseConfig, ResponseFuture};
 use crate::policy::ExtractTrust;
-use crate::request::{host_header, method, url, QueryPolicy};
+use crate::request::{host_header, method, operation_method, url, QueryPolicy};
 
 type NameFn = dyn Fn(&Parts) -> Cow<'static, str> + Send + Sync;
 type FilterFn = dyn Fn(&Parts) -> bool + Send + Sync;
@@ -277,7 +277,7 @@ fn default_operation_name<B>(req: &Request<B>) -> Cow<'static, str> {
     if let Some(path) = req.extensions().get::<axum::extract::MatchedPath>() {
         return crate::route_names::route_name(req.method(), path.as_str());
     }
-    method(req.method())
+    Cow::Borrowed(operation_method(req.method()))
 }
 
 impl<S, T, B, ResB, M> Service<Request<B>> for TracingService<S, T, M>
@@ -370,13 +370,15 @@ where
                 url(req.uri(), host_header(req.headers()), config.query),
             );
             if let Some(addr) = peer(req.extensions()) {
+                // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
+                let ip = addr.ip().to_canonical();
                 span.set_tag(
-                    if addr.is_ipv4() {
+                    if ip.is_ipv4() {
                         tags::PEER_HOST_IPV4
                     } else {
                         tags::PEER_HOST_IPV6
                     },
-                    addr.ip().to_string(),
+                    ip.to_string(),
                 );
                 span.set_tag(tags::PEER_PORT, addr.port());
             }
@@ -390,11 +392,7 @@ where
         let span: SharedSpan = span.into_shared();
         let is_head = req.method() == http::Method::HEAD;
         req.extensions_mut().insert(span.clone());
-        let fut = {
-            let _guard = span.enter();
-            self.inner.call(req)
-        };
-        let tracked = Tracked {
+        let mut tracked = Some(Box::new(Tracked {
             span,
             started,
             operation: operation.unwrap_or_default(),
@@ -405,7 +403,8 @@ where
             expected_len: None,
             bytes_sent: 0,
             fail_on_early_drop: true,
-        };
-        ResponseFuture::new(fut, Some(Box::new(tracked)), response)
+        }));
+        let fut = call_in_span(&mut self.inner, req, &mut tracked);
+        ResponseFuture::new(fut, tracked, response)
     }
 }

@@ -929,3 +929,236 @@ async fn rpc_metrics_count_unsampled_requests_too() {
     assert_eq!(metrics.counts("GET /fail"), Some((1, 1)));
     let _ = tracer.close(Duration::from_secs(5));
 }
+
+/// The trace id of the current span each time a streaming body is polled.
+fn stream_noting_current_trace(
+    seen: Arc<Mutex<Vec<Option<String>>>>,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
+    futures_util::stream::unfold(0u8, move |n| {
+        let seen = seen.clone();
+        async move {
+            // Polled on whichever thread hyper polls the body on.
+            tokio::task::yield_now().await;
+            seen.lock()
+                .unwrap()
+                .push(opentracing_api::current_context().map(|cx| cx.trace_id().to_hex32()));
+            (n < 3).then(|| (Ok(Bytes::from(format!("chunk {n}\n"))), n + 1))
+        }
+    })
+}
+
+/// A streaming body is produced by user code as hyper polls it, after the
+/// handler has returned: the span must be current then too, sampled or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_bodies_are_polled_with_the_span_current() {
+    let incoming = "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1";
+    let want = Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned());
+    for (recorded, axum_bodies) in [(true, false), (true, true), (false, false), (false, true)] {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let routes = Router::new().route(
+            "/stream",
+            get(move || {
+                let s = s.clone();
+                async move { Body::from_stream(stream_noting_current_trace(s)) }
+            }),
+        );
+        let mock = MockTracer::new();
+        let jaeger = unsampled_jaeger_tracer();
+        let app = match (recorded, axum_bodies) {
+            (true, _) => traced(routes, &mock, axum_bodies),
+            (false, false) => routes.layer(TracingLayer::new(jaeger.clone())),
+            (false, true) => routes.layer(TracingLayer::new(jaeger.clone()).with_axum_bodies()),
+        };
+        let addr = serve(app).await;
+        let (status, _, body) = get_with(addr, "/stream", &[("uber-trace-id", incoming)]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(&body[..], b"chunk 0\nchunk 1\nchunk 2\n");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(
+            seen.iter().all(|t| *t == want),
+            "recorded={recorded} axum_bodies={axum_bodies}: {seen:?}"
+        );
+        if recorded {
+            let spans = wait_for(&mock, 1).await;
+            assert_eq!(tag(&spans[0], tags::ERROR), None, "{spans:?}");
+        }
+        let _ = jaeger.close(Duration::from_secs(5));
+    }
+}
+
+fn has_log(s: &FinishedSpan, value: &str) -> bool {
+    s.logs
+        .iter()
+        .flat_map(|l| &l.fields)
+        .any(|f| f.value.as_str() == Some(value))
+}
+
+/// A service whose `call` itself panics (not its future), caught outside
+/// the layer: the span still records the failure and the observer hears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_panicking_in_call_fails_the_span() {
+    let tracer = MockTracer::new();
+    let metrics = Arc::new(RpcMetrics::default());
+    let svc = ServiceBuilder::new()
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(TracingLayer::new(tracer.clone()).with_observer(metrics.clone()))
+        .service_fn(|req: Request<Body>| {
+            assert!(req.uri().path() != "/panic", "bug in call");
+            std::future::ready(Ok::<_, Infallible>(http::Response::new(Body::from("ok"))))
+        });
+    let resp = svc
+        .oneshot(Request::get("/panic").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let spans = wait_for(&tracer, 1).await;
+    assert_eq!(tag(&spans[0], tags::ERROR), Some(&TagValue::Bool(true)));
+    assert!(has_log(&spans[0], "panic"), "{spans:?}");
+    assert_eq!(metrics.counts("GET"), Some((1, 1)));
+}
+
+/// A body that ends short of its Content-Length is a broken response
+/// (hyper cuts the connection), not a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_shorter_than_its_content_length_fails_the_span() {
+    let tracer = MockTracer::new();
+    let svc = ServiceBuilder::new()
+        .layer(TracingLayer::new(tracer.clone()))
+        .service_fn(|req: Request<Body>| async move {
+            let mut resp = http::Response::new(Full::new(Bytes::from_static(b"0123456789")));
+            if req.uri().path() == "/short" {
+                resp.headers_mut().insert(
+                    http::header::CONTENT_LENGTH,
+                    HeaderValue::from_static("100"),
+                );
+            }
+            Ok::<_, Infallible>(resp)
+        });
+    for (path, fails) in [("/short", true), ("/exact", false)] {
+        let resp = svc
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body.len(), 10);
+        let spans = tracer.finished_spans();
+        let s = spans.last().unwrap();
+        assert_eq!(tag(s, tags::ERROR).is_some(), fails, "{path}: {s:?}");
+        assert_eq!(has_log(s, "body_length_mismatch"), fails, "{path}: {s:?}");
+    }
+}
+
+/// An allowed destination gets this span's context only: trace headers a
+/// proxy forwards (another format's `traceparent`, baggage the server layer
+/// dropped) do not ride along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowed_destinations_get_only_the_client_span_context() {
+    // A Jaeger-only tracer: it writes `uber-trace-id` and no W3C header.
+    let tracer = MockTracer::new();
+    let (addr, seen) = recording_server().await;
+    let svc = ServiceBuilder::new()
+        .layer(ClientTracingLayer::new(tracer.clone()))
+        .service(client());
+    let mut req = Request::get(format!("http://{addr}/downstream"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let forwarded = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    req.headers_mut()
+        .insert("traceparent", HeaderValue::from_static(forwarded));
+    req.headers_mut()
+        .insert("uberctx-role", HeaderValue::from_static("admin"));
+    req.headers_mut()
+        .insert("accept", HeaderValue::from_static("text/plain"));
+    let resp = svc.oneshot(req).await.unwrap();
+    let _ = resp.into_body().collect().await.unwrap();
+    let headers = seen.lock().unwrap().pop().unwrap();
+    let spans = wait_for(&tracer, 1).await;
+    let own = spans[0].context.trace_id().to_hex32();
+    assert_ne!(own, "0af7651916cd43dd8448eb211c80319c");
+    for (name, value) in &headers {
+        let v = value.to_str().unwrap();
+        assert!(
+            !v.contains("0af7651916cd43dd8448eb211c80319c"),
+            "{name}: {v}"
+        );
+    }
+    assert!(!headers.contains_key("uberctx-role"), "{headers:?}");
+    assert_eq!(headers["accept"], "text/plain");
+    let injected: Vec<String> = headers
+        .values()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.contains(own.trim_start_matches('0')))
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        !injected.is_empty(),
+        "our context was injected: {headers:?}"
+    );
+}
+
+/// With an allowlist, a path-only URI (hyper's connection-level client) is
+/// not trusted on its `Host` header: no trace headers go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_only_uris_do_not_match_an_allowlist() {
+    let tracer = MockTracer::new();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let s = sent.clone();
+    let svc = ServiceBuilder::new()
+        .layer(
+            ClientTracingLayer::new(tracer.clone())
+                .with_inject_policy(InjectPolicy::allowlist(["api.internal"])),
+        )
+        .service_fn(move |req: Request<Full<Bytes>>| {
+            s.lock().unwrap().push(req.headers().clone());
+            std::future::ready(Ok::<_, Infallible>(http::Response::new(Full::new(
+                Bytes::new(),
+            ))))
+        });
+    for (uri, host, injected) in [
+        ("/x", "api.internal", false),
+        ("http://api.internal/x", "api.internal", true),
+        ("http://partner.example/x", "api.internal", false),
+    ] {
+        let root = opentracing_api::TracerExt::span(&tracer, "root").start_shared();
+        let req = Request::get(uri)
+            .header(http::header::HOST, host)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let fut = {
+            let _entered = root.enter();
+            svc.clone().oneshot(req)
+        };
+        let _ = fut.await.unwrap();
+        let headers = sent.lock().unwrap().pop().unwrap();
+        assert_eq!(headers.len() > 1, injected, "{uri}: {headers:?}");
+    }
+}
+
+/// Extension methods (any token a client sends) cannot mint operation
+/// names or metrics endpoints: they all read `_OTHER`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extension_methods_share_one_operation_name() {
+    let tracer = MockTracer::new();
+    let metrics = Arc::new(RpcMetrics::new(5));
+    let app = Router::new()
+        .route("/users/{id}", axum::routing::any(|| async { "any" }))
+        .layer(TracingLayer::new(tracer.clone()).with_observer(metrics.clone()));
+    let addr = serve(app).await;
+    for i in 0..8 {
+        let m = http::Method::from_bytes(format!("X{i}").as_bytes()).unwrap();
+        assert_eq!(send(addr, m, "/users/7").await.status(), StatusCode::OK);
+    }
+    let spans = wait_for(&tracer, 8).await;
+    for (i, s) in spans.iter().enumerate() {
+        assert_eq!(s.operation_name, "_OTHER /users/{id}");
+        let m = tag(s, tags::HTTP_METHOD)
+            .and_then(TagValue::as_str)
+            .unwrap();
+        assert!(m.starts_with('X'), "{i}: {m}");
+    }
+    assert_eq!(metrics.counts("_OTHER /users/{id}"), Some((8, 0)));
+    assert_eq!(metrics.counts("other"), None);
+}
