@@ -389,6 +389,11 @@ impl JaegerTracerBuilder {
             metrics.clone(),
             self.baggage.clone(),
         ));
+        if let Some((endpoint, _, _)) = &self.remote {
+            crate::transport::check_http_url(endpoint).map_err(|e| {
+                ConfigError::Invalid(format!("invalid sampling server URL {endpoint:?}: {e}"))
+            })?;
+        }
         let remote = self.remote.map(|(endpoint, refresh, initial)| {
             // Polling more than once a second would hammer the agent.
             let refresh = refresh.clamp(Duration::from_secs(1), Duration::from_secs(24 * 3600));
@@ -413,29 +418,22 @@ impl JaegerTracerBuilder {
             tags: process_tags(self.tags),
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let worker_reporter = reporter.clone();
         // tokio's interval panics on zero and overflows on huge periods.
         let flush_interval = self
             .flush_interval
             .clamp(Duration::from_millis(1), Duration::from_secs(24 * 3600));
-        let retry = self.retry;
-        let thread = std::thread::Builder::new()
-            .name(format!("jaeger-reporter-{}", self.service_name))
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        log::error!("the Jaeger reporter could not start its runtime: {e}; spans will not be sent");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    if let Some((sampler, refresh)) = remote {
-                        tokio::spawn(poll_sampler(sampler, refresh));
-                    }
-                    reporter::run(worker_reporter, transport, process, flush_interval, retry, rx).await;
-                });
-            })?;
+        let thread = spawn_worker(
+            &self.service_name,
+            WorkerSetup {
+                reporter: reporter.clone(),
+                transport,
+                process,
+                flush_interval,
+                retry: self.retry,
+                remote,
+                commands: rx,
+            },
+        )?;
         let propagator = self.propagator.unwrap_or_else(|| {
             Box::new(
                 propagator_for(&[
@@ -463,6 +461,66 @@ impl JaegerTracerBuilder {
                 }),
             }),
         })
+    }
+}
+
+/// What the reporter thread runs with.
+struct WorkerSetup {
+    reporter: Arc<Reporter>,
+    transport: Box<dyn Transport>,
+    process: Process,
+    flush_interval: Duration,
+    retry: Retry,
+    remote: Option<(Arc<RemoteSampler>, Duration)>,
+    commands: mpsc::UnboundedReceiver<crate::reporter::Command>,
+}
+
+/// Starts the reporter thread (and the remote sampler's polling on it).
+fn spawn_worker(
+    service_name: &str,
+    w: WorkerSetup,
+) -> Result<std::thread::JoinHandle<()>, ConfigError> {
+    // Made here so that a runtime that cannot start fails the build,
+    // instead of a reporter that silently never sends.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let thread = std::thread::Builder::new()
+        .name(format!("jaeger-reporter-{service_name}"))
+        .spawn(move || {
+            let _stopped = StoppedGuard(w.reporter.clone());
+            rt.block_on(async move {
+                if let Some((sampler, refresh)) = w.remote {
+                    tokio::spawn(poll_sampler(sampler, refresh));
+                }
+                reporter::run(
+                    w.reporter,
+                    w.transport,
+                    w.process,
+                    w.flush_interval,
+                    w.retry,
+                    w.commands,
+                )
+                .await;
+            });
+            // A DNS lookup still running on a blocking thread (a resolver
+            // timing out) must not hold up `close`.
+            rt.shutdown_background();
+        })?;
+    Ok(thread)
+}
+
+/// Marks the reporter stopped if its thread unwinds (a bug, or a panicking
+/// custom sampler poll), so spans are counted as dropped, not queued for a
+/// worker that is gone.
+struct StoppedGuard(Arc<Reporter>);
+
+impl Drop for StoppedGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            log::error!("the Jaeger reporter thread panicked: spans are dropped from now on");
+            self.0.worker_stopped();
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! The finished-span pipeline: a bounded lock-free queue filled by request
 //! threads, drained by one background task that batches, encodes and sends.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
@@ -32,6 +35,16 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
+    /// The worker thread has stopped without a close (it panicked): from
+    /// now on spans are dropped and counted, rather than queued for nobody.
+    pub(crate) fn worker_stopped(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        while self.queue.pop().is_some() {
+            Metrics::inc(&self.metrics.spans_dropped_queue_full);
+        }
+    }
+
     pub(crate) fn new(
         queue_size: usize,
         batch_size: usize,
@@ -297,6 +310,20 @@ async fn drain(
     }
 }
 
+/// Runs `fut`, turning a panic in it into `Err`.
+async fn catch_unwind<T>(
+    mut fut: Pin<Box<dyn Future<Output = T> + Send + '_>>,
+) -> std::thread::Result<T> {
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    })
+    .await
+}
+
 async fn send_with_retry(
     reporter: &Reporter,
     transport: &mut dyn Transport,
@@ -308,11 +335,18 @@ async fn send_with_retry(
     let mut backoff = retry.initial_backoff;
     let mut attempt = 0;
     loop {
-        let result = if attempt == 0 {
-            transport.send(process, batch).await
+        let fut = if attempt == 0 {
+            transport.send(process, batch)
         } else {
-            transport.resend(process, batch).await
+            transport.resend(process, batch)
         };
+        // A transport that panics (a user's own) loses this batch, not the
+        // reporter: every later span would be lost with it.
+        let result = catch_unwind(fut).await.unwrap_or_else(|_| {
+            Err(TransportError::Permanent(
+                "the transport panicked while sending".into(),
+            ))
+        });
         match result {
             Ok(SendOutcome {
                 sent,

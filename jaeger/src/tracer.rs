@@ -192,6 +192,7 @@ impl JaegerTracer {
     /// waiting at most `timeout`. Spans finished afterwards are dropped
     /// (and counted).
     pub fn close(&self, timeout: Duration) -> Result<(), FlushError> {
+        let deadline = std::time::Instant::now() + timeout;
         let result = self.command(Command::Close, timeout);
         if result.is_ok() {
             if let Some(w) = &self.inner.worker {
@@ -201,7 +202,15 @@ impl JaegerTracer {
                     .unwrap_or_else(PoisonError::into_inner)
                     .take()
                 {
-                    let _ = t.join();
+                    // The worker has answered; its thread only has its
+                    // runtime to drop. Joined within the time left, or left
+                    // to end on its own: `close` never waits past `timeout`.
+                    while !t.is_finished() && std::time::Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    if t.is_finished() {
+                        let _ = t.join();
+                    }
                 }
             }
         }

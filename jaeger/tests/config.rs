@@ -243,3 +243,19 @@ fn sampler_propagation_and_id_variables_take_effect() {
         .is_sampled());
     assert!(!pb.span("root").start().context().is_sampled());
 }
+
+#[test]
+fn https_endpoint_variables_are_refused_with_the_reason() {
+    let s = ("JAEGER_SERVICE_NAME", "svc");
+    for var in [
+        "JAEGER_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ] {
+        error_names(&[s, (var, "https://collector.example.com:4318")], var);
+        let err = build(&[s, (var, "https://collector.example.com:4318")])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("TLS"), "{err}");
+    }
+}

@@ -229,6 +229,9 @@ fn a_full_queue_drops_and_counts_and_close_delivers_the_rest() {
         .flush_interval(Duration::from_secs(3600))
         .build()
         .unwrap();
+    // The worker drains once as it starts: let that pass first, so that
+    // nothing drains while the queue fills.
+    tracer.flush(T).unwrap();
     for i in 0..25 {
         tracer.span(format!("span-{i}")).start().finish();
     }
@@ -675,4 +678,133 @@ fn lazy_names_are_built_only_when_needed() {
     for t in [off, on, by_name] {
         t.close(T).unwrap();
     }
+}
+
+/// A user's transport that panics on its first send, then works: the
+/// batch is lost (and counted), the reporter is not.
+#[derive(Clone, Default)]
+struct PanicsOnce(std::sync::Arc<std::sync::Mutex<(bool, usize)>>);
+
+impl opentracing_jaeger::transport::Transport for PanicsOnce {
+    fn send<'a>(
+        &'a mut self,
+        _process: &'a opentracing_jaeger::Process,
+        spans: &'a [Box<opentracing_api::FinishedSpan>],
+    ) -> opentracing_jaeger::transport::SendFuture<'a> {
+        let state = self.0.clone();
+        Box::pin(async move {
+            let mut s = state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !s.0 {
+                s.0 = true;
+                drop(s);
+                panic!("transport bug");
+            }
+            s.1 += spans.len();
+            Ok(opentracing_jaeger::transport::SendOutcome::sent(
+                spans.len(),
+            ))
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "panics-once"
+    }
+}
+
+#[test]
+fn a_panicking_transport_loses_a_batch_not_the_reporter() {
+    let transport = PanicsOnce::default();
+    let tracer = JaegerTracer::builder("svc")
+        .transport(transport.clone())
+        .build()
+        .unwrap();
+    tracer.span("first").start().finish();
+    tracer.flush(T).unwrap();
+    tracer.span("second").start().finish();
+    tracer.span("third").start().finish();
+    tracer.close(T).unwrap();
+    let sent = transport
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .1;
+    assert_eq!(sent, 2, "the batches after the panic are sent");
+    let m = tracer.metrics().snapshot();
+    assert_eq!((m.spans_failed, m.spans_reported), (1, 2));
+}
+
+/// A transport that leaves a blocking task running (as a DNS lookup stuck
+/// in the resolver does): `close` returns within its timeout anyway.
+#[derive(Clone, Default)]
+struct LeavesBlockingWork;
+
+impl opentracing_jaeger::transport::Transport for LeavesBlockingWork {
+    fn send<'a>(
+        &'a mut self,
+        _process: &'a opentracing_jaeger::Process,
+        spans: &'a [Box<opentracing_api::FinishedSpan>],
+    ) -> opentracing_jaeger::transport::SendFuture<'a> {
+        let n = spans.len();
+        Box::pin(async move {
+            drop(tokio::task::spawn_blocking(|| {
+                std::thread::sleep(Duration::from_secs(20));
+            }));
+            Ok(opentracing_jaeger::transport::SendOutcome::sent(n))
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "stuck-resolver"
+    }
+}
+
+#[test]
+fn close_keeps_to_its_timeout_when_blocking_work_is_left_behind() {
+    let tracer = JaegerTracer::builder("svc")
+        .transport(LeavesBlockingWork)
+        .build()
+        .unwrap();
+    tracer.span("op").start().finish();
+    let started = Instant::now();
+    tracer.close(Duration::from_secs(3)).unwrap();
+    // Not a timing benchmark: without the fix, close waits out the 20 s
+    // blocking task.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(tracer.metrics().snapshot().spans_reported, 1);
+}
+
+fn refused(b: opentracing_jaeger::JaegerTracerBuilder) -> opentracing_jaeger::ConfigError {
+    match b.build() {
+        Ok(_) => panic!("an https endpoint was accepted"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn https_endpoints_are_refused_when_built_not_lost_at_every_send() {
+    for exporter in [
+        Exporter::OtlpHttp {
+            url: "https://otlp.example.com/v1/traces".into(),
+            headers: Vec::new(),
+        },
+        Exporter::HttpCollector {
+            url: "https://jaeger.example.com/api/traces".into(),
+            auth: opentracing_jaeger::transport::CollectorAuth::None,
+        },
+    ] {
+        let err = refused(JaegerTracer::builder("svc").exporter(exporter));
+        assert!(err.to_string().contains("https"), "{err}");
+    }
+    let err = refused(JaegerTracer::builder("svc").remote_sampler(
+        "https://agent:5778/sampling",
+        Duration::from_secs(60),
+        ConstSampler(true),
+    ));
+    assert!(err.to_string().contains("https"), "{err}");
 }

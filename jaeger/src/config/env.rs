@@ -28,7 +28,10 @@
 //! endpoint variables, then `JAEGER_AGENT_HOST` / `JAEGER_AGENT_PORT`, then
 //! the default (OTLP/HTTP to `localhost:4318`). Where a Jaeger and an
 //! OpenTelemetry variable say the same thing, the Jaeger one wins. Any
-//! value that cannot be used is an error naming the variable.
+//! value that cannot be used is an error naming the variable. Endpoints
+//! must be `http://`: this crate has no TLS, and an `https://` endpoint is
+//! refused when the tracer is built (rather than failing every send); send
+//! through a local agent or collector, which can forward over TLS.
 
 use std::time::Duration;
 
@@ -268,10 +271,9 @@ pub fn builder_from_vars(
         None => Vec::new(),
     };
     let check_url = |var: &'static str, v: &str| -> Result<(), ConfigError> {
-        match v.parse::<http::Uri>() {
-            Ok(u) if u.scheme().is_some() && u.host().is_some() => Ok(()),
-            _ => Err(invalid(var, v, "expected an absolute http:// URL")),
-        }
+        crate::transport::check_http_url(v)
+            .map(|_| ())
+            .map_err(|why| invalid(var, v, why))
     };
     if let Some(url) = get(env, "JAEGER_ENDPOINT") {
         check_url("JAEGER_ENDPOINT", &url)?;

@@ -277,14 +277,22 @@ impl PerOperationSampler {
 
 impl Sampler for PerOperationSampler {
     fn sample(&self, trace_id: TraceId, op: &str) -> SamplingDecision {
-        let found = self
-            .operations
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(op)
-            .cloned();
-        if let Some(s) = found {
-            return s.sample(trace_id, op);
+        {
+            let ops = self
+                .operations
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(s) = ops.get(op).cloned() {
+                drop(ops);
+                return s.sample(trace_id, op);
+            }
+            // Full: names beyond the bound (ids in names, say) are sampled
+            // by the default without taking the write lock, which would
+            // serialise every request on them.
+            if ops.len() >= self.max_operations {
+                drop(ops);
+                return self.default.sample(trace_id, op);
+            }
         }
         let mut ops = self
             .operations

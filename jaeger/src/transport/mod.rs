@@ -35,6 +35,25 @@ pub fn encode_otlp(process: &Process, spans: &[Box<FinishedSpan>]) -> Vec<u8> {
 }
 pub use udp::UdpAgentTransport;
 
+/// Checks an exporter or sampling-server URL: absolute, with a host, and
+/// `http://`. This build has no TLS: an `https://` endpoint would accept
+/// the configuration and then fail every send, so it is refused up front
+/// (export through a local collector or agent, which forwards over TLS).
+pub(crate) fn check_http_url(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("http") => {}
+        Some(s) if s.eq_ignore_ascii_case("https") => {
+            return Err("https:// is not supported (no TLS in this build): use an http:// endpoint, such as a local collector or agent".into())
+        }
+        _ => return Err("expected an absolute http:// URL".into()),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("expected an absolute http:// URL with a host".into());
+    }
+    Ok(uri)
+}
+
 /// The HTTP client the transports and the remote sampler share.
 pub(crate) type HttpClient = Client<HttpConnector, BoxBody<Bytes, std::convert::Infallible>>;
 
@@ -138,8 +157,7 @@ pub(crate) struct HttpEndpoint {
 
 impl HttpEndpoint {
     pub(crate) fn new(url: &str, what: &str, timeout: Duration) -> Result<Self, TransportError> {
-        let uri = url
-            .parse()
+        let uri = check_http_url(url)
             .map_err(|e| TransportError::Permanent(format!("invalid {what} URL {url:?}: {e}")))?;
         Ok(HttpEndpoint {
             uri,

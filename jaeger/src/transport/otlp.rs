@@ -132,7 +132,8 @@ pub(crate) fn otlp_span(s: &FinishedSpan) -> Span {
         name: s.operation_name.to_string(),
         kind: kind(s) as i32,
         start_time_unix_nano: nanos(s.start_time),
-        end_time_unix_nano: nanos(s.finish_time),
+        // A clock stepped back mid-span must not end it before it starts.
+        end_time_unix_nano: nanos(s.finish_time).max(nanos(s.start_time)),
         attributes: s
             .tags
             .iter()
@@ -256,6 +257,8 @@ pub struct OtlpGrpcTransport {
 impl OtlpGrpcTransport {
     /// A transport to `endpoint` (for example `http://localhost:4317`).
     pub fn new(endpoint: &str) -> Result<Self, TransportError> {
+        super::check_http_url(endpoint)
+            .map_err(|e| TransportError::Permanent(format!("invalid OTLP gRPC endpoint: {e}")))?;
         let endpoint = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
             .map_err(|e| TransportError::Permanent(format!("invalid OTLP gRPC endpoint: {e}")))?
             .timeout(Duration::from_secs(10))

@@ -256,7 +256,8 @@ fn put_span(out: &mut Vec<u8>, s: &FinishedSpan, facts: &SpanFacts<'_>) {
     key(out, 7, I64);
     out.extend_from_slice(&nanos(s.start_time).to_le_bytes());
     key(out, 8, I64);
-    out.extend_from_slice(&nanos(s.finish_time).to_le_bytes());
+    // A clock stepped back mid-span must not end it before it starts.
+    out.extend_from_slice(&nanos(s.finish_time).max(nanos(s.start_time)).to_le_bytes());
     for t in s.tags.iter().filter(|t| t.key != tags::SPAN_KIND) {
         put_kv(out, 9, &t.key, &t.value);
     }
@@ -392,5 +393,20 @@ mod tests {
             expected.encode_to_vec(),
             "byte-identical to prost's encoding"
         );
+    }
+
+    #[test]
+    fn a_clock_stepped_back_never_ends_a_span_before_it_starts() {
+        let process = Process {
+            service_name: "svc".into(),
+            tags: Vec::new(),
+        };
+        let mut spans = spans();
+        spans[0].finish_time = spans[0].start_time - std::time::Duration::from_secs(3);
+        let ours = encode_export_request(&process, &spans);
+        let decoded = ExportTraceServiceRequest::decode(ours.as_slice()).unwrap();
+        assert_eq!(decoded, super::super::otlp_export_request(&process, &spans));
+        let s = &decoded.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(s.end_time_unix_nano, s.start_time_unix_nano);
     }
 }
