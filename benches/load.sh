@@ -8,6 +8,11 @@
 #
 #   benches/load.sh                      # defaults below
 #   ROUNDS=5 DURATION=20 benches/load.sh
+#   FRESH_IDS=1 benches/load.sh          # a new trace per request (wrk Lua)
+#
+# FRESH_IDS=1 gives every request new ids (benches/fresh_ids.lua) instead
+# of the same two headers: more realistic, but wrk's Lua then costs enough
+# that wrk, not the server, limits `bare` (see BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +25,11 @@ OUT=${OUT:-target/load}
 
 # shellcheck source=benches/common.sh
 . benches/common.sh
+if [ "${FRESH_IDS:-0}" = 1 ]; then
+  wrk_headers=(-s benches/fresh_ids.lua)
+else
+  wrk_headers=(-H "$hdr1" -H "$hdr2")
+fi
 echo "sink: OTLP/HTTP 127.0.0.1:$http_port, UDP 127.0.0.1:$udp_port"
 
 results="$OUT/results.tsv"
@@ -39,8 +49,8 @@ for round in $(seq "$ROUNDS"); do
       sleep 0.05
     done
     url="http://127.0.0.1:$port$URL_PATH"
-    taskset -c 1 wrk -t1 -c"$CONNS" -d2s -H "$hdr1" -H "$hdr2" "$url" >/dev/null
-    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "$hdr1" -H "$hdr2" "$url" >"$OUT/wrk-$round-$mode.txt"
+    taskset -c 1 wrk -t1 -c"$CONNS" -d2s "${wrk_headers[@]}" "$url" >/dev/null
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${wrk_headers[@]}" "$url" >"$OUT/wrk-$round-$mode.txt"
     rps=$(awk '/^Requests\/sec/ {print $2}' "$OUT/wrk-$round-$mode.txt")
     p50=$(to_us "$(awk '$1=="50%" {print $2}' "$OUT/wrk-$round-$mode.txt")")
     p99=$(to_us "$(awk '$1=="99%" {print $2}' "$OUT/wrk-$round-$mode.txt")")
