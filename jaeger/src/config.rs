@@ -519,7 +519,7 @@ impl Drop for StoppedGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
             log::error!("the Jaeger reporter thread panicked: spans are dropped from now on");
-            self.0.worker_stopped();
+            self.0.stop_taking_spans();
         }
     }
 }

@@ -35,9 +35,10 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
-    /// The worker thread has stopped without a close (it panicked): from
-    /// now on spans are dropped and counted, rather than queued for nobody.
-    pub(crate) fn worker_stopped(&self) {
+    /// No span is taken any more (closed, or the worker thread is gone):
+    /// from now on spans are dropped and counted, and so are those still
+    /// queued, rather than left for nobody.
+    pub(crate) fn stop_taking_spans(&self) {
         self.closed
             .store(true, std::sync::atomic::Ordering::Relaxed);
         while self.queue.pop().is_some() {
@@ -257,13 +258,8 @@ pub(crate) async fn run(
                 let _ = reply.send(());
             }
             Some(Some(Command::Close(reply))) => {
-                reporter
-                    .closed
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 // Spans that raced with the close are counted as dropped.
-                while reporter.queue.pop().is_some() {
-                    Metrics::inc(&reporter.metrics.spans_dropped_queue_full);
-                }
+                reporter.stop_taking_spans();
                 let _ = reply.send(());
                 return;
             }

@@ -148,10 +148,10 @@ impl<B: Body> TracedBody<B> {
     ) -> Self {
         // A length the response announced (Content-Length) marks a body
         // that is not a stream, and spares asking the body.
-        let exact = match tracked.as_ref().and_then(|t| t.expected_len) {
-            Some(len) => Some(len),
-            None => inner.size_hint().exact(),
-        };
+        let exact = tracked
+            .as_ref()
+            .and_then(|t| t.expected_len)
+            .or_else(|| inner.size_hint().exact());
         let done = inner.is_end_stream();
         let current = if exact.is_none() && !done {
             tracked.as_ref().map(|t| t.span.clone()).or(unrecorded)
@@ -164,9 +164,7 @@ impl<B: Body> TracedBody<B> {
                 None
             }
             Some(mut t) => {
-                if t.expected_len.is_none() {
-                    t.expected_len = exact;
-                }
+                t.expected_len = exact;
                 Some(t)
             }
             None => None,

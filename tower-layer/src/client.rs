@@ -184,11 +184,10 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let config = &*self.config;
         let response = ResponseConfig::for_future(&config.response);
-        let allow_all = matches!(config.inject, InjectPolicy::All);
         if self.tracer.is_noop() {
             // Nothing to inject, but headers forwarded from a caller must
             // still not reach a denied destination.
-            if !allow_all && !may_inject(&config.inject, &req) {
+            if !may_inject(&config.inject, &req) {
                 crate::policy::strip_trace_headers(req.headers_mut());
             }
             return ResponseFuture::new(self.inner.call(req), None, response);
@@ -204,10 +203,6 @@ where
         };
         let mut span = self.tracer.span(operation.clone()).start();
         let recording = span.is_recording();
-        // The host is needed for the peer tags only.
-        let host = recording
-            .then(|| host_of(req.uri(), req.headers()))
-            .flatten();
         if recording {
             let uri = req.uri();
             let port = uri.port_u16().or(match uri.scheme_str() {
@@ -219,8 +214,8 @@ where
             span.set_tag(tags::COMPONENT, config.component.clone());
             span.set_tag(tags::HTTP_METHOD, method(req.method()));
             span.set_tag(tags::HTTP_URL, url(uri, None, config.query));
-            if let Some(h) = &host {
-                span.set_tag(tags::PEER_HOSTNAME, h.clone());
+            if let Some(h) = host_of(uri, req.headers()) {
+                span.set_tag(tags::PEER_HOSTNAME, h);
             }
             if let Some(p) = port {
                 span.set_tag(tags::PEER_PORT, p);
@@ -231,7 +226,7 @@ where
         // span's context only (not, say, the caller's `traceparent` next to
         // our `uber-trace-id`, or baggage the server layer chose to drop).
         crate::policy::strip_trace_headers(req.headers_mut());
-        if allow_all || may_inject(&config.inject, &req) {
+        if may_inject(&config.inject, &req) {
             self.tracer
                 .inject(span.context(), Format::HttpHeaders, req.headers_mut());
         }
