@@ -17,9 +17,10 @@ use std::time::Duration;
 use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http_body_util::BodyExt;
+use opentracing_api::ExtractPolicy;
 use opentracing_api::NoopTracer;
 use opentracing_jaeger::sampler::ConstSampler;
-use opentracing_jaeger::{Exporter, ExtractPolicy, JaegerTracer};
+use opentracing_jaeger::{Exporter, JaegerTracer};
 use opentracing_tower::TracingLayer;
 use tower::ServiceExt;
 
@@ -33,8 +34,7 @@ async fn call(app: &Router) {
 }
 
 fn jaeger(sampled: bool) -> JaegerTracer {
-    let mut policy = ExtractPolicy::default();
-    policy.trust_sampling = sampled;
+    let policy = ExtractPolicy::default().with_trust_sampling(sampled);
     JaegerTracer::builder("bench")
         .sampler(ConstSampler(sampled))
         .extract_policy(policy)

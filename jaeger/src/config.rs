@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use opentracing_api::propagation::Propagator;
 use opentracing_api::{
-    B3Encoding, B3Propagator, BaggageLimits, CompositePropagator, JaegerPropagator, Tag, TagValue,
-    TraceContextPropagator, W3CBaggagePropagator,
+    B3Encoding, B3Propagator, BaggageLimits, CompositePropagator, ExtractPolicy, JaegerPropagator,
+    Tag, TagValue, TraceContextPropagator, W3CBaggagePropagator,
 };
 use tokio::sync::mpsc;
 
@@ -18,7 +18,7 @@ use crate::reporter::{
 use crate::sampler::{ConstSampler, RateLimiter, RemoteSampler, Sampler};
 use crate::thrift::Process;
 use crate::tracer::{
-    client_version, BaggageRestrictions, ExtractPolicy, Inner, JaegerTracer, Worker,
+    client_version, BaggageRestrictions, GuardedPropagator, Inner, JaegerTracer, Worker,
 };
 use crate::transport::{
     http_client, CollectorAuth, HttpCollectorTransport, OtlpHttpTransport, Transport,
@@ -448,11 +448,15 @@ impl JaegerTracerBuilder {
             inner: Arc::new(Inner {
                 service_name: self.service_name,
                 sampler,
-                propagator,
+                propagator: GuardedPropagator {
+                    formats: propagator,
+                    policy: self.policy,
+                    baggage: self.baggage.clone(),
+                    metrics: metrics.clone(),
+                },
                 reporter,
                 metrics,
                 trace_id_128bit: self.trace_id_128bit,
-                policy: self.policy,
                 debug_throttle: RateLimiter::new(self.debug_per_second),
                 baggage: self.baggage,
                 worker: Some(Worker {

@@ -48,7 +48,7 @@ pub use config::{
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use reporter::{CompositeTransport, InMemoryTransport, LoggingTransport, NullTransport};
 pub use thrift::Process;
-pub use tracer::{BaggageRestrictions, ExtractPolicy, FlushError, JaegerTracer, DEBUG_ID_TAG};
+pub use tracer::{BaggageRestrictions, FlushError, JaegerTracer, DEBUG_ID_TAG};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

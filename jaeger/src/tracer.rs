@@ -4,10 +4,11 @@ use std::borrow::Cow;
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use opentracing_api::propagation::{ExtractError, Propagator};
+use opentracing_api::propagation::{ExtractError, InjectError, Propagator};
 use opentracing_api::{
-    tags, Baggage, BaggageLimits, Extractor, Format, ReferenceKind, Span, SpanContext, SpanId,
-    SpanRecorder, StartSpanOptions, Tag, TagValue, TraceFlags, TraceId, Tracer,
+    tags, Baggage, BaggageLimits, ExtractPolicy, Extractor, Format, Injector, ReferenceKind, Span,
+    SpanContext, SpanId, SpanRecorder, StartSpanOptions, Tag, TagValue, TraceFlags, TraceId,
+    Tracer,
 };
 use tokio::sync::mpsc;
 
@@ -18,43 +19,6 @@ use crate::sampler::{RateLimiter, Sampler};
 
 /// The tag a forced debug trace carries, with the caller's debug id.
 pub const DEBUG_ID_TAG: &str = "jaeger-debug-id";
-
-/// Which parts of an incoming context are trusted (the propagation policy
-/// for extraction; Synapse's advice about untrusted callers, seeds 003/004).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ExtractPolicy {
-    /// Respect the caller's sampling decision (default true). When false,
-    /// the local sampler decides even for continued traces.
-    pub trust_sampling: bool,
-    /// Keep the caller's baggage (default true). When false it is dropped.
-    pub trust_baggage: bool,
-    /// Honour `jaeger-debug-id` (default true, subject to the debug
-    /// throttle).
-    pub trust_debug_id: bool,
-}
-
-impl Default for ExtractPolicy {
-    fn default() -> Self {
-        ExtractPolicy {
-            trust_sampling: true,
-            trust_baggage: true,
-            trust_debug_id: true,
-        }
-    }
-}
-
-impl ExtractPolicy {
-    /// Trust nothing from callers: new sampling decisions, no baggage, no
-    /// debug ids. The trace ids are still continued.
-    pub fn untrusted() -> Self {
-        ExtractPolicy {
-            trust_sampling: false,
-            trust_baggage: false,
-            trust_debug_id: false,
-        }
-    }
-}
 
 /// Baggage restrictions: limits always, and optionally an allowlist of keys.
 #[derive(Clone, Debug, Default)]
@@ -73,11 +37,10 @@ pub(crate) struct Worker {
 pub(crate) struct Inner {
     pub(crate) service_name: String,
     pub(crate) sampler: Arc<dyn Sampler>,
-    pub(crate) propagator: Box<dyn Propagator>,
+    pub(crate) propagator: GuardedPropagator,
     pub(crate) reporter: Arc<Reporter>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) trace_id_128bit: bool,
-    pub(crate) policy: ExtractPolicy,
     pub(crate) debug_throttle: RateLimiter,
     pub(crate) baggage: BaggageRestrictions,
     pub(crate) worker: Option<Worker>,
@@ -88,6 +51,97 @@ impl BaggageRestrictions {
         self.allowed_keys
             .as_ref()
             .is_none_or(|keys| keys.iter().any(|a| a == key))
+    }
+
+    /// The items of `baggage` these restrictions keep; each dropped item
+    /// is counted.
+    fn restrict(&self, baggage: &Baggage, metrics: &Metrics) -> Baggage {
+        let mut out = Baggage::new();
+        for (k, v) in baggage.iter() {
+            if !self.allows(k)
+                || out
+                    .insert_with_limits(k.to_owned(), v.to_owned(), &self.limits)
+                    .is_err()
+            {
+                Metrics::inc(&metrics.baggage_dropped);
+            }
+        }
+        out
+    }
+}
+
+/// The tracer's propagator: the configured formats, with the extraction
+/// policy, the baggage restrictions and the decode-error counter applied
+/// to whatever comes in, by whichever path.
+#[derive(Debug)]
+pub(crate) struct GuardedPropagator {
+    pub(crate) formats: Box<dyn Propagator>,
+    pub(crate) policy: ExtractPolicy,
+    pub(crate) baggage: BaggageRestrictions,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl GuardedPropagator {
+    /// Applies the policy and the restrictions; counts and logs (at debug
+    /// level) a malformed context, which the caller then ignores.
+    fn guard(
+        &self,
+        extracted: Result<Option<SpanContext>, ExtractError>,
+    ) -> Result<Option<SpanContext>, ExtractError> {
+        match extracted {
+            Ok(cx) => {
+                let mut cx = self.policy.apply(cx);
+                if let Some(cx) = cx.as_mut().filter(|cx| !cx.baggage().is_empty()) {
+                    let kept = self.baggage.restrict(cx.baggage(), &self.metrics);
+                    *cx.baggage_mut() = kept;
+                }
+                Ok(cx)
+            }
+            Err(e @ ExtractError::UnsupportedFormat { .. }) => Err(e),
+            Err(e) => {
+                Metrics::inc(&self.metrics.span_context_decoding_errors);
+                log::debug!("ignoring a malformed incoming span context: {e}");
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Propagator for GuardedPropagator {
+    fn inject(&self, cx: &SpanContext, format: Format, carrier: &mut dyn Injector) {
+        self.formats.inject(cx, format, carrier);
+    }
+
+    fn extract(
+        &self,
+        format: Format,
+        carrier: &dyn Extractor,
+    ) -> Result<Option<SpanContext>, ExtractError> {
+        self.guard(self.formats.extract(format, carrier))
+    }
+
+    fn inject_binary(&self, cx: &SpanContext, out: &mut Vec<u8>) -> Result<(), InjectError> {
+        self.formats.inject_binary(cx, out)
+    }
+
+    fn extract_binary(&self, data: &[u8]) -> Result<Option<SpanContext>, ExtractError> {
+        self.guard(self.formats.extract_binary(data))
+    }
+
+    fn name(&self) -> &'static str {
+        self.formats.name()
+    }
+
+    fn extracts_extras(&self) -> bool {
+        self.formats.extracts_extras()
+    }
+
+    fn fields(&self) -> &'static [&'static str] {
+        self.formats.fields()
+    }
+
+    fn is_field(&self, name: &str) -> bool {
+        self.formats.is_field(name)
     }
 }
 
@@ -215,22 +269,6 @@ impl JaegerTracer {
             }
         }
         result
-    }
-
-    fn restrict_baggage(&self, baggage: &Baggage) -> Baggage {
-        let r = &self.inner.baggage;
-        let mut out = Baggage::new();
-        for (k, v) in baggage.iter() {
-            let allowed = r.allows(k);
-            if !allowed
-                || out
-                    .insert_with_limits(k.to_owned(), v.to_owned(), &r.limits)
-                    .is_err()
-            {
-                Metrics::inc(&self.inner.metrics.baggage_dropped);
-            }
-        }
-        out
     }
 
     fn new_trace_id(&self) -> TraceId {
@@ -420,44 +458,12 @@ impl Tracer for JaegerTracer {
         self.start(LazyName::new(operation_name), options)
     }
 
+    /// The configured propagators, with the extraction policy, the baggage
+    /// restrictions and the decode-error counter applied: every path that
+    /// extracts (`extract`, `extract_binary`, this propagator used
+    /// directly) goes through them.
     fn propagator(&self) -> &dyn Propagator {
-        &*self.inner.propagator
-    }
-
-    /// Extracts with the configured propagators, then applies the
-    /// extraction policy and the baggage restrictions. A malformed context
-    /// is counted and logged at debug level.
-    fn extract(
-        &self,
-        format: Format,
-        carrier: &dyn Extractor,
-    ) -> Result<Option<SpanContext>, ExtractError> {
-        let policy = self.inner.policy;
-        match self.inner.propagator.extract(format, carrier) {
-            Ok(Some(mut cx)) => {
-                if !policy.trust_sampling {
-                    cx = cx.with_flags(TraceFlags::NONE).with_sampling_decided(false);
-                }
-                if !policy.trust_debug_id && cx.debug_id().is_some() {
-                    cx = cx.with_debug_id(None);
-                }
-                if !cx.baggage().is_empty() {
-                    let baggage = if policy.trust_baggage {
-                        self.restrict_baggage(cx.baggage())
-                    } else {
-                        Baggage::new()
-                    };
-                    *cx.baggage_mut() = baggage;
-                }
-                Ok(Some(cx))
-            }
-            Ok(None) => Ok(None),
-            Err(e) => {
-                Metrics::inc(&self.inner.metrics.span_context_decoding_errors);
-                log::debug!("ignoring a malformed incoming span context: {e}");
-                Err(e)
-            }
-        }
+        &self.inner.propagator
     }
 }
 

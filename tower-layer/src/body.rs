@@ -1,100 +1,13 @@
 //! A response body that finishes the request's span when the body ends.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use http_body::{Body, Frame, SizeHint};
-use opentracing_api::{log_fields, tags, SharedSpan, Tag};
+use opentracing_api::SharedSpan;
 
-/// What an [`Observer`] learns about each finished request.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct RequestOutcome<'a> {
-    /// The span's operation name (the route template, or the method).
-    pub operation: &'a str,
-    /// The response status, when there was a response.
-    pub status: Option<u16>,
-    /// From the request's arrival to the end of its response body.
-    pub duration: Duration,
-    /// Whether the span was marked failed (5xx, service error, panic,
-    /// body error, body dropped early).
-    pub error: bool,
-}
-
-/// Called once per finished server span: the basis of RPC metrics.
-pub trait Observer: Send + Sync {
-    /// One request finished.
-    fn on_finish(&self, outcome: &RequestOutcome<'_>);
-}
-
-/// The span of one request, with what is needed to finish it exactly once.
-pub(crate) struct Tracked {
-    pub(crate) span: SharedSpan,
-    /// When the request arrived; only read (and only taken) for an observer.
-    pub(crate) started: Option<Instant>,
-    pub(crate) operation: Cow<'static, str>,
-    pub(crate) observer: Option<Arc<dyn Observer>>,
-    pub(crate) status: Option<u16>,
-    pub(crate) error: bool,
-    /// No body is expected (a HEAD request, a 1xx, 204 or 304 response):
-    /// dropping it unread is normal.
-    pub(crate) no_body: bool,
-    /// The body's length when known (exact size hint or Content-Length).
-    pub(crate) expected_len: Option<u64>,
-    pub(crate) bytes_sent: u64,
-    /// Whether dropping the body before its end fails the span (server:
-    /// the client went away; a client that drops a response is not an
-    /// error of the call).
-    pub(crate) fail_on_early_drop: bool,
-}
-
-impl Tracked {
-    /// Marks the span failed with an error log.
-    pub(crate) fn fail(&mut self, kind: &'static str, message: impl Into<Cow<'static, str>>) {
-        self.error = true;
-        self.span.set_tag(tags::ERROR, true);
-        self.span.log([
-            Tag::new(log_fields::EVENT, log_fields::EVENT_ERROR),
-            Tag::new(log_fields::ERROR_KIND, kind),
-            Tag::new(log_fields::MESSAGE, message.into()),
-        ]);
-    }
-
-    /// Finishes the span at the end of the body: a body that ended short of
-    /// (or past) its announced length is a failed response (hyper cuts such
-    /// a connection off).
-    fn finish_at_end(mut self) {
-        if let (false, Some(n)) = (self.no_body, self.expected_len) {
-            if self.bytes_sent != n {
-                let msg = format!("the body ended after {} of {n} bytes", self.bytes_sent);
-                self.fail("body_length_mismatch", msg);
-            }
-        }
-        self.finish();
-    }
-
-    /// Finishes the span and tells the observer.
-    ///
-    /// The observer gets the operation name the span started with (the
-    /// route template), not a name a handler set later: that keeps metrics
-    /// per endpoint stable, bounded, and the same for sampled and unsampled
-    /// requests (renaming only affects recorded spans).
-    pub(crate) fn finish(self) {
-        self.span.finish();
-        if let Some(o) = &self.observer {
-            o.on_finish(&RequestOutcome {
-                operation: &self.operation,
-                status: self.status,
-                duration: self.started.map_or(Duration::ZERO, |s| s.elapsed()),
-                error: self.error,
-            });
-        }
-    }
-}
+use crate::lifecycle::RequestSpan;
 
 pin_project_lite::pin_project! {
     /// A response body whose end finishes the request's span: streaming and
@@ -106,7 +19,7 @@ pin_project_lite::pin_project! {
     pub struct TracedBody<B> {
         #[pin]
         inner: B,
-        tracked: Option<Box<Tracked>>,
+        tracked: Option<Box<RequestSpan>>,
         // Made current while a streaming body (no exact length: user code
         // produces it as it is polled) is polled; a buffered body runs no
         // user code and does without.
@@ -143,7 +56,7 @@ impl<B: Body> TracedBody<B> {
     /// nothing, `unrecorded`) current.
     pub(crate) fn new(
         inner: B,
-        tracked: Option<Box<Tracked>>,
+        tracked: Option<Box<RequestSpan>>,
         unrecorded: Option<SharedSpan>,
     ) -> Self {
         // A length the response announced (Content-Length) marks a body
@@ -252,8 +165,12 @@ pub trait ResponseBodies<B>: sealed::Sealed {
     /// a response with nothing to track), or hands it back as it is when
     /// there is nothing to do.
     #[doc(hidden)]
-    #[allow(private_interfaces)] // sealed: `Tracked` never leaves the crate
-    fn body(body: B, tracked: Option<Box<Tracked>>, unrecorded: Option<SharedSpan>) -> Self::Body;
+    #[allow(private_interfaces)] // sealed: `RequestSpan` never leaves the crate
+    fn body(
+        body: B,
+        tracked: Option<Box<RequestSpan>>,
+        unrecorded: Option<SharedSpan>,
+    ) -> Self::Body;
 }
 
 /// Response bodies as [`TracedBody`]: works with every body type. Axum
@@ -270,7 +187,7 @@ impl<B: Body> ResponseBodies<B> for TracedBodies {
     #[allow(private_interfaces)]
     fn body(
         body: B,
-        tracked: Option<Box<Tracked>>,
+        tracked: Option<Box<RequestSpan>>,
         unrecorded: Option<SharedSpan>,
     ) -> TracedBody<B> {
         TracedBody::new(body, tracked, unrecorded)
@@ -300,7 +217,7 @@ where
     #[allow(private_interfaces)]
     fn body(
         body: B,
-        tracked: Option<Box<Tracked>>,
+        tracked: Option<Box<RequestSpan>>,
         unrecorded: Option<SharedSpan>,
     ) -> axum::body::Body {
         match (tracked, unrecorded) {

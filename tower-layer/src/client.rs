@@ -8,23 +8,19 @@ use std::task::{Context, Poll};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
-use opentracing_api::{tags, Format, Tracer, TracerExt};
+use opentracing_api::policy::strip_trace_headers;
+use opentracing_api::{Format, InjectPolicy, Span, Tracer, TracerExt};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::body::Tracked;
 use crate::future::{call_in_span, ResponseConfig, ResponseFuture};
-use crate::policy::InjectPolicy;
-use crate::request::{method, operation_method, url, QueryPolicy};
-
-type NameFn = dyn Fn(&Parts) -> Cow<'static, str> + Send + Sync;
+use crate::lifecycle::{tag_peer_host, tag_request, RequestSpan, Side, SpanSettings};
+use crate::request::{method, operation_method, url};
 
 #[derive(Clone)]
 struct ClientConfig {
-    component: Cow<'static, str>,
+    spans: SpanSettings<Parts>,
     inject: InjectPolicy,
-    query: QueryPolicy,
-    name: Option<Arc<NameFn>>,
     response: Arc<ResponseConfig>,
 }
 
@@ -65,10 +61,8 @@ impl<T> ClientTracingLayer<T> {
         ClientTracingLayer {
             tracer,
             config: ClientConfig {
-                component: Cow::Borrowed("opentracing-tower"),
+                spans: SpanSettings::new("opentracing-tower"),
                 inject: InjectPolicy::All,
-                query: QueryPolicy::Keep,
-                name: None,
                 response: Arc::default(),
             },
         }
@@ -83,17 +77,11 @@ impl<T> ClientTracingLayer<T> {
         self
     }
 
-    /// The `component` tag.
-    pub fn with_component(mut self, component: impl Into<Cow<'static, str>>) -> Self {
-        self.config.component = component.into();
-        self
+    fn span_settings(&mut self) -> &mut SpanSettings<Parts> {
+        &mut self.config.spans
     }
 
-    /// What `http.url` records of the query string.
-    pub fn with_query(mut self, policy: QueryPolicy) -> Self {
-        self.config.query = policy;
-        self
-    }
+    crate::lifecycle::span_settings_methods!("the method");
 
     /// Whether 4xx responses also mark client spans failed (default: only
     /// 5xx and transport errors do).
@@ -104,15 +92,6 @@ impl<T> ClientTracingLayer<T> {
             .clone_from(&self.config.response.trace_id_header);
         r.client_errors_fail = on;
         self.config.response = Arc::new(r);
-        self
-    }
-
-    /// Names spans with `f` instead of the method.
-    pub fn with_operation_name<F>(mut self, f: F) -> Self
-    where
-        F: Fn(&Parts) -> Cow<'static, str> + Send + Sync + 'static,
-    {
-        self.config.name = Some(Arc::new(f));
         self
     }
 }
@@ -184,48 +163,21 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let config = &*self.config;
         let response = ResponseConfig::for_future(&config.response);
-        if self.tracer.is_noop() {
-            // Nothing to inject, but headers forwarded from a caller must
-            // still not reach a denied destination.
-            if !may_inject(&config.inject, &req) {
-                crate::policy::strip_trace_headers(req.headers_mut());
-            }
-            return ResponseFuture::new(self.inner.call(req), None, response);
-        }
-        let operation = match &config.name {
-            Some(f) => {
-                let (parts, body) = req.into_parts();
-                let name = f(&parts);
-                req = Request::from_parts(parts, body);
-                name
-            }
-            None => Cow::Borrowed(operation_method(req.method())),
-        };
-        let mut span = self.tracer.span(operation.clone()).start();
-        let recording = span.is_recording();
-        if recording {
-            let uri = req.uri();
-            let port = uri.port_u16().or(match uri.scheme_str() {
-                Some("https") => Some(443),
-                Some("http") => Some(80),
-                _ => None,
-            });
-            span.set_tag(tags::SPAN_KIND, tags::SPAN_KIND_CLIENT);
-            span.set_tag(tags::COMPONENT, config.component.clone());
-            span.set_tag(tags::HTTP_METHOD, method(req.method()));
-            span.set_tag(tags::HTTP_URL, url(uri, None, config.query));
-            if let Some(h) = host_of(uri, req.headers()) {
-                span.set_tag(tags::PEER_HOSTNAME, h);
-            }
-            if let Some(p) = port {
-                span.set_tag(tags::PEER_PORT, p);
-            }
-        }
         // A proxy may be forwarding the trace headers it received: a denied
         // destination must not get those, and an allowed one gets this
         // span's context only (not, say, the caller's `traceparent` next to
         // our `uber-trace-id`, or baggage the server layer chose to drop).
-        crate::policy::strip_trace_headers(req.headers_mut());
+        strip_trace_headers(req.headers_mut(), self.tracer.propagator());
+        if self.tracer.is_noop() {
+            return ResponseFuture::new(self.inner.call(req), None, response);
+        }
+        let (req, operation) = self.name(req);
+        let mut span = self.tracer.span(operation.clone()).start();
+        let recording = span.is_recording();
+        if recording {
+            self.tag(&mut span, &req);
+        }
+        let mut req = req;
         if may_inject(&config.inject, &req) {
             self.tracer
                 .inject(span.context(), Format::HttpHeaders, req.headers_mut());
@@ -241,19 +193,41 @@ where
             };
             return ResponseFuture::unrecorded(fut, span, response);
         }
-        let mut tracked = Some(Box::new(Tracked {
-            span,
-            started: None,
-            operation,
-            observer: None,
-            status: None,
-            error: false,
-            no_body: is_head,
-            expected_len: None,
-            bytes_sent: 0,
-            fail_on_early_drop: false,
-        }));
+        let request_span = RequestSpan::new(span, operation, Side::Client).without_body(is_head);
+        let mut tracked = Some(Box::new(request_span));
         let fut = call_in_span(&mut self.inner, req, &mut tracked);
         ResponseFuture::new(fut, tracked, response)
+    }
+}
+
+impl<S, T: Tracer> ClientTracingService<S, T> {
+    /// The span's name: the user's function, or the method.
+    fn name<B>(&self, req: Request<B>) -> (Request<B>, Cow<'static, str>) {
+        if self.config.spans.name.is_none() {
+            let name = Cow::Borrowed(operation_method(req.method()));
+            return (req, name);
+        }
+        let (parts, body) = req.into_parts();
+        let name = self.config.spans.custom_name(&parts).unwrap_or_default();
+        (Request::from_parts(parts, body), name)
+    }
+
+    /// The client span's tags.
+    fn tag<B>(&self, span: &mut Span, req: &Request<B>) {
+        let uri = req.uri();
+        let port = uri.port_u16().or(match uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        });
+        let spans = &self.config.spans;
+        tag_request(
+            span,
+            Side::Client,
+            spans.component.clone(),
+            method(req.method()),
+            url(uri, None, spans.query),
+        );
+        tag_peer_host(span, host_of(uri, req.headers()).as_deref(), port);
     }
 }

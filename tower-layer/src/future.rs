@@ -11,7 +11,8 @@ use http::{HeaderName, HeaderValue, Response};
 use http_body::Body;
 use opentracing_api::{tags, SharedSpan};
 
-use crate::body::{ResponseBodies, TracedBodies, Tracked};
+use crate::body::{ResponseBodies, TracedBodies};
+use crate::lifecycle::RequestSpan;
 
 /// What to do with a response before it leaves.
 #[derive(Debug, Default, Clone)]
@@ -49,7 +50,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F, M = TracedBodies> {
         #[pin]
         inner: F,
-        tracked: Option<Box<Tracked>>,
+        tracked: Option<Box<RequestSpan>>,
         // A span that records nothing, with no observer to tell: it only
         // needs to be current while the service runs. Nothing about the
         // response can be recorded on it, so it finishes with the future
@@ -77,7 +78,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-struct FinishOnUnwind<'a>(&'a mut Option<Box<Tracked>>);
+struct FinishOnUnwind<'a>(&'a mut Option<Box<RequestSpan>>);
 
 /// Calls `inner` with `tracked`'s span current. Should `call` itself panic
 /// (not the future it returns), the span is finished as failed on the way
@@ -87,7 +88,7 @@ struct FinishOnUnwind<'a>(&'a mut Option<Box<Tracked>>);
 pub(crate) fn call_in_span<S, R>(
     inner: &mut S,
     req: R,
-    tracked: &mut Option<Box<Tracked>>,
+    tracked: &mut Option<Box<RequestSpan>>,
 ) -> S::Future
 where
     S: tower_service::Service<R>,
@@ -112,7 +113,7 @@ impl Drop for FinishOnUnwind<'_> {
 impl<F, M> ResponseFuture<F, M> {
     pub(crate) fn new(
         inner: F,
-        tracked: Option<Box<Tracked>>,
+        tracked: Option<Box<RequestSpan>>,
         config: Option<Arc<ResponseConfig>>,
     ) -> Self {
         ResponseFuture {

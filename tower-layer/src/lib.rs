@@ -3,7 +3,8 @@
 //!
 //! - [`TracingLayer`]: server spans, `ChildOf` the caller's context.
 //! - [`ClientTracingLayer`]: client spans, child of the current span,
-//!   injected into outgoing headers per the [`InjectPolicy`].
+//!   injected into outgoing headers per the
+//!   [`InjectPolicy`](opentracing_api::InjectPolicy).
 //! - [`RpcMetrics`]: request, error and latency metrics per endpoint, in
 //!   the Prometheus text format.
 //!
@@ -19,7 +20,8 @@
 mod body;
 mod client;
 mod future;
-pub mod policy;
+pub mod lifecycle;
+mod observer;
 mod request;
 #[cfg(feature = "axum")]
 mod route_names;
@@ -28,10 +30,10 @@ mod server;
 
 #[cfg(feature = "axum")]
 pub use body::AxumBodies;
-pub use body::{Observer, RequestOutcome, ResponseBodies, TracedBodies, TracedBody};
+pub use body::{ResponseBodies, TracedBodies, TracedBody};
 pub use client::{ClientTracingLayer, ClientTracingService};
 pub use future::ResponseFuture;
-pub use policy::{ExtractTrust, HostPattern, InjectPolicy};
+pub use observer::{Observer, RequestOutcome};
 pub use request::QueryPolicy;
 pub use rpc_metrics::RpcMetrics;
 pub use server::{TracingLayer, TracingService};

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::body::{Observer, RequestOutcome};
+use crate::observer::{Observer, RequestOutcome};
 
 /// Latency bucket bounds, in seconds.
 const BUCKETS: [f64; 12] = [

@@ -11,28 +11,26 @@ use std::time::Instant;
 use http::request::Parts;
 use http::{HeaderName, Request, Response};
 use http_body::Body;
-use opentracing_api::{tags, Format, SharedSpan, Tracer, TracerExt};
+use opentracing_api::{ExtractPolicy, Format, Span, SpanContext, Tracer, TracerExt};
 use tower_layer::Layer;
 use tower_service::Service;
 
 #[cfg(feature = "axum")]
 use crate::body::AxumBodies;
-use crate::body::{Observer, ResponseBodies, TracedBodies, Tracked};
+use crate::body::{ResponseBodies, TracedBodies};
 use crate::future::{call_in_span, ResponseConfig, ResponseFuture};
-use crate::policy::ExtractTrust;
-use crate::request::{host_header, method, operation_method, url, QueryPolicy};
+use crate::lifecycle::{tag_peer_addr, tag_request, RequestSpan, Side, SpanSettings};
+use crate::observer::Observer;
+use crate::request::{host_header, method, operation_method, url};
 
-type NameFn = dyn Fn(&Parts) -> Cow<'static, str> + Send + Sync;
 type FilterFn = dyn Fn(&Parts) -> bool + Send + Sync;
 
 #[derive(Clone)]
 struct ServerConfig {
-    component: Cow<'static, str>,
-    name: Option<Arc<NameFn>>,
+    spans: SpanSettings<Parts>,
     filter: Option<Arc<FilterFn>>,
-    query: QueryPolicy,
     request_headers: Vec<HeaderName>,
-    trust: ExtractTrust,
+    extract: ExtractPolicy,
     observer: Option<Arc<dyn Observer>>,
     response: Arc<ResponseConfig>,
 }
@@ -40,12 +38,10 @@ struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            component: Cow::Borrowed("opentracing-tower"),
-            name: None,
+            spans: SpanSettings::new("opentracing-tower"),
             filter: None,
-            query: QueryPolicy::Keep,
             request_headers: Vec::new(),
-            trust: ExtractTrust::default(),
+            extract: ExtractPolicy::default(),
             observer: None,
             response: Arc::default(),
         }
@@ -69,7 +65,7 @@ impl Default for ServerConfig {
 /// error log for 5xx responses, service errors, panics, body errors and
 /// responses abandoned by the client. It is the current span while the
 /// inner service runs, and is in the request's extensions as a
-/// [`SharedSpan`] (except with a no-op tracer, and for requests the filter
+/// [`SharedSpan`](opentracing_api::SharedSpan) (except with a no-op tracer, and for requests the filter
 /// skips: read it with `CurrentSpan`, which falls back to a no-op span). It
 /// finishes when the response body has been sent.
 ///
@@ -96,7 +92,7 @@ pub struct TracingLayer<T, M = TracedBodies> {
 impl<T, M> fmt::Debug for TracingLayer<T, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TracingLayer")
-            .field("component", &self.config.component)
+            .field("component", &self.config.spans.component)
             .finish_non_exhaustive()
     }
 }
@@ -145,20 +141,11 @@ impl<T, M> TracingLayer<T, M> {
         Arc::make_mut(&mut self.config().response)
     }
 
-    /// The `component` tag (default `opentracing-tower`).
-    pub fn with_component(mut self, component: impl Into<Cow<'static, str>>) -> Self {
-        self.config().component = component.into();
-        self
+    fn span_settings(&mut self) -> &mut SpanSettings<Parts> {
+        &mut self.config().spans
     }
 
-    /// Names spans with `f` instead of the route template or the method.
-    pub fn with_operation_name<F>(mut self, f: F) -> Self
-    where
-        F: Fn(&Parts) -> Cow<'static, str> + Send + Sync + 'static,
-    {
-        self.config().name = Some(Arc::new(f));
-        self
-    }
+    crate::lifecycle::span_settings_methods!("the route template or the method");
 
     /// Traces only requests for which `f` returns true (skip health checks
     /// and metrics scrapes).
@@ -167,12 +154,6 @@ impl<T, M> TracingLayer<T, M> {
         F: Fn(&Parts) -> bool + Send + Sync + 'static,
     {
         self.config().filter = Some(Arc::new(f));
-        self
-    }
-
-    /// What `http.url` records of the query string (default: all of it).
-    pub fn with_query(mut self, policy: QueryPolicy) -> Self {
-        self.config().query = policy;
         self
     }
 
@@ -197,9 +178,11 @@ impl<T, M> TracingLayer<T, M> {
         self
     }
 
-    /// What to trust in incoming contexts (default: everything).
-    pub fn with_extract_trust(mut self, trust: ExtractTrust) -> Self {
-        self.config().trust = trust;
+    /// What to trust in incoming contexts (default: everything), applied
+    /// on top of the tracer's own policy: with any tracer, an untrusted
+    /// caller's sampling decision, baggage or debug id never get through.
+    pub fn with_extract_policy(mut self, policy: ExtractPolicy) -> Self {
+        self.config().extract = policy;
         self
     }
 
@@ -296,115 +279,159 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let Shared {
-            tracer,
-            config,
-            response,
-        } = &*self.shared;
-        let response = response.clone();
-        if tracer.is_noop() && config.observer.is_none() {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let shared = &*self.shared;
+        let response = shared.response.clone();
+        // 1. Which requests are traced, under which name.
+        let (req, custom_name) = match shared.admit(req) {
+            (req, Admission::Skip) => {
+                return ResponseFuture::new(self.inner.call(req), None, response)
+            }
+            (req, Admission::Trace(name)) => (req, name),
+        };
+        // 2. The caller's context, through the propagation policy.
+        let parent = shared.extract(&req);
+        // 3. The span.
+        let (mut span, operation) = shared.start(&req, custom_name, parent);
+        if !span.is_recording() && shared.config.observer.is_none() {
+            return self.run_unrecorded(req, span, response);
+        }
+        // 4. Its tags, only for spans that record them.
+        if span.is_recording() {
+            shared.tag(&mut span, &req);
+        }
+        // 5. The inner service, with the span current.
+        let mut req = req;
+        let span = span.into_shared();
+        req.extensions_mut().insert(span.clone());
+        let mut request_span = RequestSpan::new(span, operation.unwrap_or_default(), Side::Server)
+            .without_body(req.method() == http::Method::HEAD);
+        if let Some(observer) = &shared.config.observer {
+            request_span = request_span.with_observer(observer.clone(), Instant::now());
+        }
+        let mut tracked = Some(Box::new(request_span));
+        let fut = call_in_span(&mut self.inner, req, &mut tracked);
+        ResponseFuture::new(fut, tracked, response)
+    }
+}
+
+impl<S, T, M> TracingService<S, T, M> {
+    /// Runs a request whose span records nothing and has no observer to
+    /// tell: the context still has to reach the handler and every call it
+    /// makes, so the span is current and in the extensions, and no more.
+    fn run_unrecorded<B>(
+        &mut self,
+        mut req: Request<B>,
+        span: Span,
+        response: Option<Arc<ResponseConfig>>,
+    ) -> ResponseFuture<S::Future, M>
+    where
+        S: Service<Request<B>>,
+    {
+        if !span.context().is_valid() {
+            // Nothing to propagate either (the no-op tracer).
             return ResponseFuture::new(self.inner.call(req), None, response);
         }
-        // The user's filter and naming functions see the request's `Parts`;
-        // without them the request is not taken apart (moving `Parts` out
-        // and back costs more than everything else the layer does here).
-        let mut custom_name = None;
-        if config.filter.is_some() || config.name.is_some() {
-            let (parts, body) = req.into_parts();
-            let skip = config.filter.as_ref().is_some_and(|f| !f(&parts));
-            custom_name = config.name.as_ref().filter(|_| !skip).map(|f| f(&parts));
-            req = Request::from_parts(parts, body);
-            if skip {
-                let fut = self.inner.call(req);
-                return ResponseFuture::new(fut, None, response);
-            }
+        let span = span.into_shared();
+        req.extensions_mut().insert(span.clone());
+        let fut = {
+            let _guard = span.enter();
+            self.inner.call(req)
+        };
+        ResponseFuture::unrecorded(fut, span, response)
+    }
+}
+
+/// Whether a request is traced.
+enum Admission {
+    /// Not traced: the no-op tracer with no observer, or filtered out.
+    Skip,
+    /// Traced, under the name the user's function gave it, if any.
+    Trace(Option<Cow<'static, str>>),
+}
+
+impl<T: Tracer> Shared<T> {
+    /// Whether `req` is traced, with the name the user's naming function
+    /// gives it, if any.
+    ///
+    /// The user's filter and naming functions see the request's `Parts`;
+    /// without them the request is not taken apart (moving `Parts` out and
+    /// back costs more than everything else the layer does here).
+    fn admit<B>(&self, req: Request<B>) -> (Request<B>, Admission) {
+        let config = &self.config;
+        if self.tracer.is_noop() && config.observer.is_none() {
+            return (req, Admission::Skip);
         }
-        // A malformed context never fails the request: the span becomes a
-        // root (the tracer may count and log the error).
-        let parent = config.trust.apply(
-            tracer
-                .extract(Format::HttpHeaders, req.headers())
-                .ok()
-                .flatten(),
-        );
-        // The observer needs the name of every request; otherwise the
-        // tracer builds it only for spans it records (or samples by name).
+        if config.filter.is_none() && config.spans.name.is_none() {
+            return (req, Admission::Trace(None));
+        }
+        let (parts, body) = req.into_parts();
+        let admission = if config.filter.as_ref().is_none_or(|f| f(&parts)) {
+            Admission::Trace(config.spans.custom_name(&parts))
+        } else {
+            Admission::Skip
+        };
+        (Request::from_parts(parts, body), admission)
+    }
+
+    /// The caller's context through the layer's policy (the tracer applies
+    /// its own). A malformed context never fails the request: the span
+    /// becomes a root (the tracer may count and log the error).
+    fn extract<B>(&self, req: &Request<B>) -> Option<SpanContext> {
+        let cx = self
+            .tracer
+            .extract(Format::HttpHeaders, req.headers())
+            .ok()
+            .flatten();
+        self.config.extract.apply(cx)
+    }
+
+    /// Starts the server span. The observer needs the name of every
+    /// request; otherwise the tracer builds it only for spans it records
+    /// (or samples by name). Returns the name when it was built.
+    fn start<B>(
+        &self,
+        req: &Request<B>,
+        custom_name: Option<Cow<'static, str>>,
+        parent: Option<SpanContext>,
+    ) -> (Span, Option<Cow<'static, str>>) {
         let operation = match custom_name {
-            None if config.observer.is_some() => Some(default_operation_name(&req)),
+            None if self.config.observer.is_some() => Some(default_operation_name(req)),
             name => name,
         };
-        let mut span = if let Some(name) = &operation {
-            tracer.span(name.clone()).with_extracted(parent).start()
+        let span = if let Some(name) = &operation {
+            self.tracer
+                .span(name.clone())
+                .with_extracted(parent)
+                .start()
         } else {
-            let mut make_name = || default_operation_name(&req);
-            tracer
+            let mut make_name = || default_operation_name(req);
+            self.tracer
                 .span_with_lazy_name(&mut make_name)
                 .with_extracted(parent)
                 .start()
         };
-        if !span.is_recording() && config.observer.is_none() {
-            // Nothing to record and nothing to tell an observer.
-            if !span.context().is_valid() {
-                // Nothing to propagate either (the no-op tracer).
-                let fut = self.inner.call(req);
-                return ResponseFuture::new(fut, None, response);
-            }
-            // The context still has to reach the handler and every call it
-            // makes: keep the span current, in the extensions, and no more.
-            let span = span.into_shared();
-            req.extensions_mut().insert(span.clone());
-            let fut = {
-                let _guard = span.enter();
-                self.inner.call(req)
-            };
-            return ResponseFuture::unrecorded(fut, span, response);
-        }
-        // Tags are built only for spans that record them.
-        if span.is_recording() {
-            span.set_tag(tags::SPAN_KIND, tags::SPAN_KIND_SERVER);
-            span.set_tag(tags::COMPONENT, config.component.clone());
-            span.set_tag(tags::HTTP_METHOD, method(req.method()));
-            span.set_tag(
-                tags::HTTP_URL,
-                url(req.uri(), host_header(req.headers()), config.query),
-            );
-            if let Some(addr) = peer(req.extensions()) {
-                // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
-                let ip = addr.ip().to_canonical();
-                span.set_tag(
-                    if ip.is_ipv4() {
-                        tags::PEER_HOST_IPV4
-                    } else {
-                        tags::PEER_HOST_IPV6
-                    },
-                    ip.to_string(),
-                );
-                span.set_tag(tags::PEER_PORT, addr.port());
-            }
-            for name in &config.request_headers {
-                if let Some(v) = req.headers().get(name).and_then(|v| v.to_str().ok()) {
-                    span.set_tag(format!("http.request.header.{name}"), v.to_owned());
-                }
-            }
-        }
-        let started = config.observer.is_some().then(Instant::now);
-        let span: SharedSpan = span.into_shared();
-        let is_head = req.method() == http::Method::HEAD;
-        req.extensions_mut().insert(span.clone());
-        let mut tracked = Some(Box::new(Tracked {
+        (span, operation)
+    }
+
+    /// The server span's tags.
+    fn tag<B>(&self, span: &mut Span, req: &Request<B>) {
+        let config = &self.config;
+        let url = url(req.uri(), host_header(req.headers()), config.spans.query);
+        tag_request(
             span,
-            started,
-            operation: operation.unwrap_or_default(),
-            observer: config.observer.clone(),
-            status: None,
-            error: false,
-            no_body: is_head,
-            expected_len: None,
-            bytes_sent: 0,
-            fail_on_early_drop: true,
-        }));
-        let fut = call_in_span(&mut self.inner, req, &mut tracked);
-        ResponseFuture::new(fut, tracked, response)
+            Side::Server,
+            config.spans.component.clone(),
+            method(req.method()),
+            url,
+        );
+        if let Some(addr) = peer(req.extensions()) {
+            tag_peer_addr(span, addr);
+        }
+        for name in &config.request_headers {
+            if let Some(v) = req.headers().get(name).and_then(|v| v.to_str().ok()) {
+                span.set_tag(format!("http.request.header.{name}"), v.to_owned());
+            }
+        }
     }
 }

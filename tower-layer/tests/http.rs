@@ -16,8 +16,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
+use opentracing_api::InjectPolicy;
 use opentracing_api::{tags, FinishedSpan, MockTracer, TagValue};
-use opentracing_tower::{ClientTracingLayer, CurrentSpan, InjectPolicy, RpcMetrics, TracingLayer};
+use opentracing_tower::{ClientTracingLayer, CurrentSpan, RpcMetrics, TracingLayer};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -621,7 +622,7 @@ async fn untrusted_callers_start_new_traces_without_their_baggage() {
     let tracer = MockTracer::new();
     let app = Router::new().route("/x", get(|| async { "x" })).layer(
         TracingLayer::new(tracer.clone())
-            .with_extract_trust(opentracing_tower::ExtractTrust::none()),
+            .with_extract_policy(opentracing_api::ExtractPolicy::isolated()),
     );
     let addr = serve(app).await;
     get_with(
@@ -634,6 +635,76 @@ async fn untrusted_callers_start_new_traces_without_their_baggage() {
     assert_ne!(spans[0].context.trace_id().low(), 0xabc);
     assert!(spans[0].references.is_empty());
     assert!(spans[0].context.baggage().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layers_policy_holds_with_any_tracer() {
+    // The mock tracer trusts everything; the layer's policy still applies.
+    let tracer = MockTracer::new();
+    let app = Router::new().route("/x", get(|| async { "x" })).layer(
+        TracingLayer::new(tracer.clone())
+            .with_extract_policy(opentracing_api::ExtractPolicy::untrusted()),
+    );
+    let addr = serve(app).await;
+    get_with(
+        addr,
+        "/x",
+        &[
+            ("uber-trace-id", "abc:def:0:1"),
+            ("uberctx-user", "admin"),
+            ("jaeger-debug-id", "forced"),
+        ],
+    )
+    .await;
+    let spans = wait_for(&tracer, 1).await;
+    assert_eq!(
+        spans[0].context.trace_id().low(),
+        0xabc,
+        "the trace continues"
+    );
+    assert!(spans[0].context.baggage().is_empty(), "baggage dropped");
+    assert_eq!(spans[0].context.debug_id(), None, "debug id dropped");
+    assert!(
+        !spans[0].context.is_sampling_decided() || !spans[0].context.flags().is_debug(),
+        "the caller's decision is not kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_layer_goes_through_the_tracers_policy() {
+    let store = opentracing_jaeger::InMemoryTransport::new();
+    let tracer = opentracing_jaeger::JaegerTracer::builder("edge")
+        .transport(store.clone())
+        .sampler(opentracing_jaeger::sampler::ConstSampler(false))
+        .extract_policy(opentracing_api::ExtractPolicy::untrusted())
+        .build()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(None));
+    let seen_in_handler = seen.clone();
+    let app = Router::new()
+        .route(
+            "/x",
+            get(move || {
+                let seen = seen_in_handler.clone();
+                async move {
+                    let cx = opentracing_api::current_context();
+                    *seen.lock().unwrap() = cx;
+                    "x"
+                }
+            }),
+        )
+        .layer(TracingLayer::new(tracer.clone()));
+    let addr = serve(app).await;
+    get_with(
+        addr,
+        "/x",
+        &[("uber-trace-id", "abc:def:0:1"), ("uberctx-user", "admin")],
+    )
+    .await;
+    let cx = seen.lock().unwrap().clone().expect("a current span");
+    assert_eq!(cx.trace_id().low(), 0xabc, "the trace continues");
+    assert!(!cx.is_sampled(), "the forged sampled flag is not trusted");
+    assert_eq!(cx.baggage_item("user"), None, "untrusted baggage dropped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,6 +64,7 @@ mod global;
 mod id;
 mod mock;
 mod noop;
+pub mod policy;
 pub mod propagation;
 mod span;
 mod tag;
@@ -77,6 +78,7 @@ pub use global::{global_tracer, is_global_tracer_set, set_global_tracer, GlobalT
 pub use id::{SpanId, TraceFlags, TraceId};
 pub use mock::MockTracer;
 pub use noop::NoopTracer;
+pub use policy::{ExtractPolicy, HostPattern, InjectPolicy};
 pub use propagation::{
     B3Encoding, B3Propagator, CompositePropagator, ExtractError, InjectError, JaegerHeaders,
     JaegerPropagator, NoopPropagator, Propagator, TraceContextPropagator, W3CBaggagePropagator,

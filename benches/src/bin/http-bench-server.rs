@@ -139,8 +139,7 @@ fn jaeger_tracer(mode: &str) -> Result<opentracing_jaeger::JaegerTracer, String>
     };
     // "Sampling nothing" means nothing: the load's incoming headers say
     // sampled, and OpenTelemetry's AlwaysOff ignores that too.
-    let mut policy = opentracing_jaeger::ExtractPolicy::default();
-    policy.trust_sampling = mode == "sampled";
+    let policy = opentracing_api::ExtractPolicy::default().with_trust_sampling(mode == "sampled");
     opentracing_jaeger::builder_from_vars(&lookup)
         .map_err(|e| e.to_string())?
         .sampler(ConstSampler(mode == "sampled"))

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use axum::Router;
 use http_body_util::BodyExt;
+use opentracing_api::ExtractPolicy;
 use opentracing_api::NoopTracer;
 use opentracing_jaeger::sampler::ConstSampler;
-use opentracing_jaeger::{Exporter, ExtractPolicy, JaegerTracer};
+use opentracing_jaeger::{Exporter, JaegerTracer};
 use opentracing_tower::TracingLayer;
 use tower::ServiceExt;
 
@@ -59,8 +60,7 @@ fn main() {
         }
         "unsampled" | "sampled" => {
             let sampled = mode == "sampled";
-            let mut policy = ExtractPolicy::default();
-            policy.trust_sampling = sampled;
+            let policy = ExtractPolicy::default().with_trust_sampling(sampled);
             let Ok(tracer) = JaegerTracer::builder("profile")
                 .sampler(ConstSampler(sampled))
                 .extract_policy(policy)

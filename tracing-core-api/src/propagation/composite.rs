@@ -165,6 +165,13 @@ impl Propagator for CompositePropagator {
     fn name(&self) -> &'static str {
         "composite"
     }
+
+    fn is_field(&self, name: &str) -> bool {
+        self.propagators
+            .iter()
+            .chain(&self.extract_only)
+            .any(|p| p.is_field(name))
+    }
 }
 
 #[cfg(test)]

@@ -453,6 +453,17 @@ impl Propagator for JaegerPropagator {
     fn fields(&self) -> &'static [&'static str] {
         &["uber-trace-id", "jaeger-debug-id", "jaeger-baggage"]
     }
+
+    fn is_field(&self, name: &str) -> bool {
+        let h = &self.headers;
+        let prefix = h.baggage_prefix.as_bytes();
+        name.eq_ignore_ascii_case(h.trace_context.as_str())
+            || name.eq_ignore_ascii_case(h.debug_id.as_str())
+            || name.eq_ignore_ascii_case(h.baggage.as_str())
+            || (!prefix.is_empty()
+                && name.len() > prefix.len()
+                && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix))
+    }
 }
 
 struct Reader<'a>(&'a [u8]);

@@ -133,6 +133,15 @@ pub trait Propagator: Send + Sync + fmt::Debug {
     fn fields(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// Whether `name` (a lower-case header name) is a header this
+    /// propagator reads or writes, custom names and prefixed families
+    /// (`uberctx-*`) included. Client adapters remove such headers from
+    /// forwarded requests before injecting. Default: one of
+    /// [`fields`](Self::fields).
+    fn is_field(&self, name: &str) -> bool {
+        self.fields().contains(&name)
+    }
 }
 
 /// A propagator that writes nothing and finds nothing.
@@ -177,6 +186,9 @@ impl<P: Propagator + ?Sized> Propagator for Box<P> {
     fn fields(&self) -> &'static [&'static str] {
         (**self).fields()
     }
+    fn is_field(&self, name: &str) -> bool {
+        (**self).is_field(name)
+    }
 }
 
 impl<P: Propagator + ?Sized> Propagator for std::sync::Arc<P> {
@@ -204,6 +216,9 @@ impl<P: Propagator + ?Sized> Propagator for std::sync::Arc<P> {
     }
     fn fields(&self) -> &'static [&'static str] {
         (**self).fields()
+    }
+    fn is_field(&self, name: &str) -> bool {
+        (**self).is_field(name)
     }
 }
 

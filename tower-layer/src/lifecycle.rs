@@ -1,0 +1,317 @@
+//! The request-span lifecycle every adapter shares: naming, the common
+//! tags, and a span that finishes exactly once.
+//!
+//! The HTTP server and client layers of this crate are built from these
+//! pieces, and so are the gRPC (`opentracing-tonic`) and reqwest
+//! (`opentracing-reqwest`) adapters: an adapter adds only its carrier, its
+//! naming and its status mapping. Users of the layers never need this
+//! module; it is public for adapter crates.
+//!
+//! ```
+//! use opentracing_api::{tags, MockTracer, TracerExt};
+//! use opentracing_tower::lifecycle::{tag_request, RequestSpan, Side};
+//!
+//! let tracer = MockTracer::new();
+//! let mut span = tracer.span("GET").start();
+//! tag_request(&mut span, Side::Client, "my-adapter", "GET", "http://svc/x".into());
+//! let mut request = RequestSpan::new(span.into_shared(), "GET".into(), Side::Client);
+//! request.set_status(503, true);
+//! request.finish();
+//! let finished = tracer.finished_spans();
+//! assert_eq!(finished[0].tag(tags::ERROR).and_then(|v| v.as_bool()), Some(true));
+//! ```
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentracing_api::{log_fields, tags, SharedSpan, Span, Tag};
+
+use crate::observer::{Observer, RequestOutcome};
+use crate::request::QueryPolicy;
+
+/// Which end of a call a span stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Side {
+    /// The server: `span.kind=server`; a response abandoned before its end
+    /// (the client went away) fails the span.
+    Server,
+    /// The client: `span.kind=client`; a response the caller drops unread
+    /// is not an error of the call.
+    Client,
+}
+
+impl Side {
+    /// The `span.kind` tag value.
+    pub fn span_kind(self) -> &'static str {
+        match self {
+            Side::Server => tags::SPAN_KIND_SERVER,
+            Side::Client => tags::SPAN_KIND_CLIENT,
+        }
+    }
+}
+
+/// A function naming spans from what an adapter sees of a request (`R`:
+/// `http::request::Parts` for the tower layers).
+pub type NameFn<R> = dyn Fn(&R) -> Cow<'static, str> + Send + Sync;
+
+/// The span settings every adapter has: the `component` tag, what
+/// `http.url` keeps of the query, and a naming function overriding the
+/// adapter's default name.
+#[non_exhaustive]
+pub struct SpanSettings<R: ?Sized> {
+    /// The `component` tag.
+    pub component: Cow<'static, str>,
+    /// What `http.url` records of the query string.
+    pub query: QueryPolicy,
+    /// Names spans instead of the adapter's default naming.
+    pub name: Option<Arc<NameFn<R>>>,
+}
+
+impl<R: ?Sized> SpanSettings<R> {
+    /// Settings tagging `component`, keeping the query, with the adapter's
+    /// default naming.
+    pub fn new(component: impl Into<Cow<'static, str>>) -> Self {
+        SpanSettings {
+            component: component.into(),
+            query: QueryPolicy::Keep,
+            name: None,
+        }
+    }
+
+    /// The name `self.name` gives `request`, if it is set.
+    pub fn custom_name(&self, request: &R) -> Option<Cow<'static, str>> {
+        self.name.as_ref().map(|f| f(request))
+    }
+}
+
+impl<R: ?Sized> Clone for SpanSettings<R> {
+    fn clone(&self) -> Self {
+        SpanSettings {
+            component: self.component.clone(),
+            query: self.query,
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl<R: ?Sized> std::fmt::Debug for SpanSettings<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanSettings")
+            .field("component", &self.component)
+            .field("query", &self.query)
+            .field("custom_name", &self.name.is_some())
+            .finish()
+    }
+}
+
+/// The builder methods of [`SpanSettings`], for a layer type with a
+/// `fn span_settings(&mut self) -> &mut SpanSettings<Parts>`.
+macro_rules! span_settings_methods {
+    ($default_name:literal) => {
+        /// The `component` tag (default `opentracing-tower`).
+        pub fn with_component(
+            mut self,
+            component: impl Into<std::borrow::Cow<'static, str>>,
+        ) -> Self {
+            self.span_settings().component = component.into();
+            self
+        }
+
+        /// What `http.url` records of the query string (default: all of
+        /// it).
+        pub fn with_query(mut self, policy: $crate::QueryPolicy) -> Self {
+            self.span_settings().query = policy;
+            self
+        }
+
+        #[doc = concat!("Names spans with `f` instead of ", $default_name, ".")]
+        pub fn with_operation_name<F>(mut self, f: F) -> Self
+        where
+            F: Fn(&http::request::Parts) -> std::borrow::Cow<'static, str> + Send + Sync + 'static,
+        {
+            self.span_settings().name = Some(std::sync::Arc::new(f));
+            self
+        }
+    };
+}
+pub(crate) use span_settings_methods;
+
+/// Tags every request span gets: `span.kind`, `component`, `http.method`,
+/// `http.url`. Call it only for spans that record (`span.is_recording()`).
+pub fn tag_request(
+    span: &mut Span,
+    side: Side,
+    component: impl Into<Cow<'static, str>>,
+    method: impl Into<Cow<'static, str>>,
+    url: String,
+) {
+    span.set_tag(tags::SPAN_KIND, side.span_kind());
+    span.set_tag(tags::COMPONENT, component.into());
+    span.set_tag(tags::HTTP_METHOD, method.into());
+    span.set_tag(tags::HTTP_URL, url);
+}
+
+/// Tags the peer's address: `peer.ipv4` or `peer.ipv6`, and `peer.port`.
+/// IPv4 clients of a dual-stack listener (`::ffff:a.b.c.d`) are tagged as
+/// IPv4.
+pub fn tag_peer_addr(span: &mut Span, addr: SocketAddr) {
+    let ip = addr.ip().to_canonical();
+    span.set_tag(
+        if ip.is_ipv4() {
+            tags::PEER_HOST_IPV4
+        } else {
+            tags::PEER_HOST_IPV6
+        },
+        ip.to_string(),
+    );
+    span.set_tag(tags::PEER_PORT, addr.port());
+}
+
+/// Tags the peer's host name and port (`peer.hostname`, `peer.port`), for
+/// client spans.
+pub fn tag_peer_host(span: &mut Span, host: Option<&str>, port: Option<u16>) {
+    if let Some(h) = host {
+        span.set_tag(tags::PEER_HOSTNAME, h.to_owned());
+    }
+    if let Some(p) = port {
+        span.set_tag(tags::PEER_PORT, p);
+    }
+}
+
+/// The span of one request, with what it takes to finish it exactly once
+/// and to tell an [`Observer`]: failures are recorded as they happen, and
+/// [`finish`](Self::finish) consumes it.
+pub struct RequestSpan {
+    pub(crate) span: SharedSpan,
+    /// When the request arrived; only read (and only taken) for an observer.
+    pub(crate) started: Option<Instant>,
+    pub(crate) operation: Cow<'static, str>,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) status: Option<u16>,
+    pub(crate) error: bool,
+    /// No body is expected (a HEAD request, a 1xx, 204 or 304 response):
+    /// dropping it unread is normal.
+    pub(crate) no_body: bool,
+    /// The body's length when known (exact size hint or Content-Length).
+    pub(crate) expected_len: Option<u64>,
+    pub(crate) bytes_sent: u64,
+    /// Whether dropping the body before its end fails the span (server:
+    /// the client went away; a client that drops a response is not an
+    /// error of the call).
+    pub(crate) fail_on_early_drop: bool,
+}
+
+impl std::fmt::Debug for RequestSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestSpan")
+            .field("operation", &self.operation)
+            .field("status", &self.status)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequestSpan {
+    /// The request span of `span`, named `operation` for an observer.
+    pub fn new(span: SharedSpan, operation: Cow<'static, str>, side: Side) -> Self {
+        RequestSpan {
+            span,
+            started: None,
+            operation,
+            observer: None,
+            status: None,
+            error: false,
+            no_body: false,
+            expected_len: None,
+            bytes_sent: 0,
+            fail_on_early_drop: side == Side::Server,
+        }
+    }
+
+    /// Tells `observer` when the span finishes, with the time since
+    /// `started`.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>, started: Instant) -> Self {
+        self.started = Some(started);
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Marks a response with no body to wait for (a HEAD request).
+    #[must_use]
+    pub fn without_body(mut self, no_body: bool) -> Self {
+        self.no_body = no_body;
+        self
+    }
+
+    /// The span.
+    pub fn span(&self) -> &SharedSpan {
+        &self.span
+    }
+
+    /// Records the response status for the observer, and fails the span
+    /// (`http_status`) when `failed`. Adapters tag the status themselves:
+    /// `http.status_code`, or a gRPC code.
+    pub fn set_status(&mut self, status: u16, failed: bool) {
+        self.status = Some(status);
+        if failed {
+            self.fail("http_status", format!("HTTP {status}"));
+        }
+    }
+
+    /// Records a status for the observer without failing the span.
+    pub fn record_status(&mut self, status: u16) {
+        self.status = Some(status);
+    }
+
+    /// Marks the span failed: `error=true` and an error log with
+    /// `error.kind` and `message`.
+    pub fn fail(&mut self, kind: &'static str, message: impl Into<Cow<'static, str>>) {
+        self.error = true;
+        self.span.set_tag(tags::ERROR, true);
+        self.span.log([
+            Tag::new(log_fields::EVENT, log_fields::EVENT_ERROR),
+            Tag::new(log_fields::ERROR_KIND, kind),
+            Tag::new(log_fields::MESSAGE, message.into()),
+        ]);
+    }
+
+    /// Whether the span was marked failed.
+    pub fn is_failed(&self) -> bool {
+        self.error
+    }
+
+    /// Finishes the span at the end of the body: a body that ended short of
+    /// (or past) its announced length is a failed response (hyper cuts such
+    /// a connection off).
+    pub(crate) fn finish_at_end(mut self) {
+        if let (false, Some(n)) = (self.no_body, self.expected_len) {
+            if self.bytes_sent != n {
+                let msg = format!("the body ended after {} of {n} bytes", self.bytes_sent);
+                self.fail("body_length_mismatch", msg);
+            }
+        }
+        self.finish();
+    }
+
+    /// Finishes the span and tells the observer.
+    ///
+    /// The observer gets the operation name the span started with (the
+    /// route template), not a name a handler set later: that keeps metrics
+    /// per endpoint stable, bounded, and the same for sampled and unsampled
+    /// requests (renaming only affects recorded spans).
+    pub fn finish(self) {
+        self.span.finish();
+        if let Some(o) = &self.observer {
+            o.on_finish(&RequestOutcome {
+                operation: &self.operation,
+                status: self.status,
+                duration: self.started.map_or(Duration::ZERO, |s| s.elapsed()),
+                error: self.error,
+            });
+        }
+    }
+}
