@@ -12,13 +12,14 @@ use opentracing_api::{
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
-use crate::reporter::{
-    self, CompositeTransport, InMemoryTransport, LoggingTransport, NullTransport, Reporter, Retry,
-};
+use crate::process::Process;
+use crate::reporter::{self, Reporter, Retry};
 use crate::sampler::{ConstSampler, RateLimiter, RemoteSampler, Sampler};
-use crate::thrift::Process;
 use crate::tracer::{
     client_version, BaggageRestrictions, GuardedPropagator, Inner, JaegerTracer, Worker,
+};
+use crate::transport::local::{
+    CompositeTransport, InMemoryTransport, LoggingTransport, NullTransport,
 };
 use crate::transport::{
     http_client, CollectorAuth, HttpCollectorTransport, OtlpHttpTransport, Transport,

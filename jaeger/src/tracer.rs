@@ -281,34 +281,20 @@ impl JaegerTracer {
 }
 
 impl JaegerTracer {
-    /// Starts a span: the sampling decision tree.
-    #[allow(clippy::too_many_lines)] // one decision tree, clearer in one place
+    /// Starts a span: ids and baggage from the references, the sampling
+    /// decision, then a recorded or an unrecorded span.
     fn start<F: FnOnce() -> Cow<'static, str>>(
         &self,
         mut name: LazyName<F>,
         options: &mut StartSpanOptions,
     ) -> Span {
-        let inner = &*self.inner;
-        let m = &inner.metrics;
         let refs = &options.references;
         let parent = refs
             .iter()
             .find(|r| r.kind == ReferenceKind::ChildOf && r.context.is_valid())
             .or_else(|| refs.iter().find(|r| r.context.is_valid()))
             .map(|r| &r.context);
-        // Baggage from every reference (in practice: the parent, or the
-        // baggage-only context an extraction produced).
-        let baggage = match refs.len() {
-            0 => Baggage::new(),
-            1 => refs[0].context.baggage().clone(),
-            _ => {
-                let mut b = Baggage::new();
-                for r in refs {
-                    b.merge_missing(r.context.baggage());
-                }
-                b
-            }
-        };
+        let baggage = merged_baggage(refs);
         let priority = options
             .tags
             .iter()
@@ -317,72 +303,114 @@ impl JaegerTracer {
         let span_id = SpanId::from_u64(random_u64());
         let mut extra_tags: [Option<Tag>; 2] = [None, None];
         let (trace_id, parent_id, flags) = if let Some(p) = parent {
-            let flags = match priority {
-                Some(p0) if p0 <= 0 => p.flags().with_sampled(false),
-                Some(_) => p.flags().with_sampled(true).with_debug(true),
-                None if p.is_sampling_decided() => p.flags(),
-                None => {
-                    let d = inner
-                        .sampler
-                        .sample(p.trace_id(), name.for_sampler(&*inner.sampler));
-                    TraceFlags::NONE.with_sampled(d.sampled)
-                }
-            };
+            let flags = self.child_flags(p, priority, &mut name);
             (p.trace_id(), p.span_id(), flags)
         } else {
             let trace_id = self.new_trace_id();
-            let debug_id = refs.iter().find_map(|r| r.context.debug_id());
-            let upstream = refs
-                .iter()
-                .find(|r| r.context.is_sampling_decided())
-                .map(|r| r.context.flags());
-            let flags = if let Some(id) = debug_id.filter(|_| inner.debug_throttle.check_credit()) {
-                extra_tags[0] = Some(Tag::new(DEBUG_ID_TAG, id.to_owned()));
-                TraceFlags::SAMPLED.with_debug(true)
-            } else {
-                if debug_id.is_some() {
-                    Metrics::inc(&m.throttled_debug_spans);
-                }
-                match (priority, upstream) {
-                    (Some(p0), _) if p0 <= 0 => TraceFlags::NONE,
-                    (Some(_), _) => TraceFlags::SAMPLED.with_debug(true),
-                    (None, Some(f)) => f,
-                    (None, None) => {
-                        let d = inner
-                            .sampler
-                            .sample(trace_id, name.for_sampler(&*inner.sampler));
-                        if d.sampled {
-                            extra_tags[0] = Some(Tag::new("sampler.type", d.sampler_type));
-                            extra_tags[1] =
-                                Some(Tag::new("sampler.param", TagValue::from(d.param)));
-                        }
-                        TraceFlags::NONE.with_sampled(d.sampled)
-                    }
-                }
-            };
-            Metrics::inc(if flags.is_sampled() {
-                &m.traces_started_sampled
-            } else {
-                &m.traces_started_unsampled
-            });
+            let flags = self.root_flags(trace_id, refs, priority, &mut name, &mut extra_tags);
             (trace_id, SpanId::INVALID, flags)
         };
         let trace_state = parent.and_then(SpanContext::trace_state_arc).cloned();
         let cx = SpanContext::from_parts(trace_id, span_id, parent_id, flags, baggage, trace_state);
-        if !flags.is_sampled() {
-            Metrics::inc(&m.spans_started_unsampled);
-            // Baggage restrictions must hold whether or not the trace is
-            // sampled; the handle costs a reference count, so only spans of
-            // a tracer that has restrictions beyond the defaults carry it.
-            if inner.baggage.allowed_keys.is_some()
-                || inner.baggage.limits != BaggageLimits::DEFAULT
-            {
-                let policy: Arc<dyn SpanRecorder> = inner.reporter.clone();
-                return Span::unrecorded_with_policy(cx, policy);
-            }
-            return Span::unrecorded(cx);
+        if flags.is_sampled() {
+            self.recorded(cx, name, options, extra_tags)
+        } else {
+            self.unrecorded(cx)
         }
-        Metrics::inc(&m.spans_started_sampled);
+    }
+
+    /// The flags of a span continuing `parent`'s trace: an explicit
+    /// `sampling.priority`, else the caller's decision, else the sampler's.
+    fn child_flags<F: FnOnce() -> Cow<'static, str>>(
+        &self,
+        parent: &SpanContext,
+        priority: Option<i64>,
+        name: &mut LazyName<F>,
+    ) -> TraceFlags {
+        let sampler = &*self.inner.sampler;
+        match priority {
+            Some(p0) if p0 <= 0 => parent.flags().with_sampled(false),
+            Some(_) => parent.flags().with_sampled(true).with_debug(true),
+            None if parent.is_sampling_decided() => parent.flags(),
+            None => {
+                let d = sampler.sample(parent.trace_id(), name.for_sampler(sampler));
+                TraceFlags::NONE.with_sampled(d.sampled)
+            }
+        }
+    }
+
+    /// The flags of a new trace: a debug id (within the throttle), an
+    /// explicit `sampling.priority`, a decision an extraction carried, or
+    /// the sampler's (which tags the span with its type and parameter).
+    fn root_flags<F: FnOnce() -> Cow<'static, str>>(
+        &self,
+        trace_id: TraceId,
+        refs: &[opentracing_api::Reference],
+        priority: Option<i64>,
+        name: &mut LazyName<F>,
+        extra_tags: &mut [Option<Tag>; 2],
+    ) -> TraceFlags {
+        let inner = &*self.inner;
+        let m = &inner.metrics;
+        let debug_id = refs.iter().find_map(|r| r.context.debug_id());
+        let upstream = refs
+            .iter()
+            .find(|r| r.context.is_sampling_decided())
+            .map(|r| r.context.flags());
+        let flags = if let Some(id) = debug_id.filter(|_| inner.debug_throttle.check_credit()) {
+            extra_tags[0] = Some(Tag::new(DEBUG_ID_TAG, id.to_owned()));
+            TraceFlags::SAMPLED.with_debug(true)
+        } else {
+            if debug_id.is_some() {
+                Metrics::inc(&m.throttled_debug_spans);
+            }
+            match (priority, upstream) {
+                (Some(p0), _) if p0 <= 0 => TraceFlags::NONE,
+                (Some(_), _) => TraceFlags::SAMPLED.with_debug(true),
+                (None, Some(f)) => f,
+                (None, None) => {
+                    let sampler = &*inner.sampler;
+                    let d = sampler.sample(trace_id, name.for_sampler(sampler));
+                    if d.sampled {
+                        extra_tags[0] = Some(Tag::new("sampler.type", d.sampler_type));
+                        extra_tags[1] = Some(Tag::new("sampler.param", TagValue::from(d.param)));
+                    }
+                    TraceFlags::NONE.with_sampled(d.sampled)
+                }
+            }
+        };
+        Metrics::inc(if flags.is_sampled() {
+            &m.traces_started_sampled
+        } else {
+            &m.traces_started_unsampled
+        });
+        flags
+    }
+
+    /// A span that records nothing but carries its context on.
+    fn unrecorded(&self, cx: SpanContext) -> Span {
+        let inner = &*self.inner;
+        Metrics::inc(&inner.metrics.spans_started_unsampled);
+        // Baggage restrictions must hold whether or not the trace is
+        // sampled; the handle costs a reference count, so only spans of a
+        // tracer that has restrictions beyond the defaults carry it.
+        if inner.baggage.allowed_keys.is_some() || inner.baggage.limits != BaggageLimits::DEFAULT {
+            let policy: Arc<dyn SpanRecorder> = inner.reporter.clone();
+            return Span::unrecorded_with_policy(cx, policy);
+        }
+        Span::unrecorded(cx)
+    }
+
+    /// A span recorded into the reporter when it finishes.
+    fn recorded<F: FnOnce() -> Cow<'static, str>>(
+        &self,
+        cx: SpanContext,
+        name: LazyName<F>,
+        options: &mut StartSpanOptions,
+        mut extra_tags: [Option<Tag>; 2],
+    ) -> Span {
+        let inner = &*self.inner;
+        Metrics::inc(&inner.metrics.spans_started_sampled);
         // Drained in place: moving the inline vectors out would copy a few
         // hundred bytes per span.
         let references = options
@@ -402,6 +430,22 @@ impl JaegerTracer {
             tags,
             recorder,
         )
+    }
+}
+
+/// Baggage from every reference (in practice: the parent's, or the
+/// baggage-only context an extraction produced).
+fn merged_baggage(refs: &[opentracing_api::Reference]) -> Baggage {
+    match refs {
+        [] => Baggage::new(),
+        [only] => only.context.baggage().clone(),
+        _ => {
+            let mut b = Baggage::new();
+            for r in refs {
+                b.merge_missing(r.context.baggage());
+            }
+            b
+        }
     }
 }
 

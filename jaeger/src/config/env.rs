@@ -1,37 +1,5 @@
-//! `JAEGER_*` and `OTEL_*` environment variables.
-//!
-//! | variable | effect |
-//! | --- | --- |
-//! | `JAEGER_SERVICE_NAME`, `OTEL_SERVICE_NAME` | service name (required; `service.name` in `OTEL_RESOURCE_ATTRIBUTES` also works) |
-//! | `JAEGER_DISABLED` | `true`: sample nothing and export nothing (contexts still propagate) |
-//! | `JAEGER_TAGS` | process tags, `k=v,k2=${ENV_VAR:default}` |
-//! | `OTEL_RESOURCE_ATTRIBUTES` | process tags, `k=v,k2=v2` (percent-decoded) |
-//! | `JAEGER_ENDPOINT` | export to a Jaeger collector (binary Thrift over HTTP) |
-//! | `JAEGER_USER`, `JAEGER_PASSWORD` | basic auth for the collector (both or neither) |
-//! | `JAEGER_AUTH_TOKEN` | bearer token for the collector |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | export over OTLP; `/v1/traces` is appended for HTTP |
-//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | export over OTLP to this exact URL |
-//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `http/protobuf` (default) or `grpc` |
-//! | `OTEL_EXPORTER_OTLP_HEADERS` | `k=v,k2=v2` headers on OTLP requests |
-//! | `JAEGER_AGENT_HOST`, `JAEGER_AGENT_PORT` | export to a Jaeger agent over UDP (default port 6831) |
-//! | `JAEGER_SAMPLER_TYPE`, `JAEGER_SAMPLER_PARAM` | `const` (0/1), `probabilistic` (rate), `ratelimiting` (traces/s), `remote` (initial rate) |
-//! | `JAEGER_SAMPLING_ENDPOINT` | the remote sampler's URL (default `http://127.0.0.1:5778/sampling`, or port 5778 of `JAEGER_AGENT_HOST`) |
-//! | `JAEGER_SAMPLER_REFRESH_INTERVAL` | remote sampler poll interval (`1m`, `30s`, `500ms`; default 1m) |
-//! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `always_on`, `always_off`, `traceidratio`, `parentbased_*`, `jaeger_remote`, `parentbased_jaeger_remote` |
-//! | `JAEGER_REPORTER_MAX_QUEUE_SIZE` | queue capacity in spans |
-//! | `JAEGER_REPORTER_FLUSH_INTERVAL` | longest a span waits before it is sent |
-//! | `JAEGER_REPORTER_LOG_SPANS` | also log every span |
-//! | `JAEGER_PROPAGATION`, `OTEL_PROPAGATORS` | formats, in extraction order: `jaeger`, `w3c` / `tracecontext`, `baggage`, `b3` (single), `b3multi` |
-//! | `JAEGER_TRACEID_128BIT` | 128-bit (default true) or 64-bit trace ids |
-//!
-//! The exporter is chosen in this order: `JAEGER_ENDPOINT`, then the OTLP
-//! endpoint variables, then `JAEGER_AGENT_HOST` / `JAEGER_AGENT_PORT`, then
-//! the default (OTLP/HTTP to `localhost:4318`). Where a Jaeger and an
-//! OpenTelemetry variable say the same thing, the Jaeger one wins. Any
-//! value that cannot be used is an error naming the variable. Endpoints
-//! must be `http://`: this crate has no TLS, and an `https://` endpoint is
-//! refused when the tracer is built (rather than failing every send); send
-//! through a local agent or collector, which can forward over TLS.
+//! `JAEGER_*` and `OTEL_*` environment variables (the table is in the
+//! crate docs).
 
 use std::time::Duration;
 
@@ -213,12 +181,21 @@ pub fn builder_from_env() -> Result<JaegerTracerBuilder, ConfigError> {
 }
 
 /// A builder configured from the variables `lookup` returns (for tests and
-/// for configuration that is not in the process environment).
-#[allow(clippy::too_many_lines)]
+/// for configuration that is not in the process environment). The
+/// variables are those of [`JaegerTracer::from_env`].
 pub fn builder_from_vars(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<JaegerTracerBuilder, ConfigError> {
     let env = lookup;
+    let b = service_and_tags(env)?;
+    let b = exporter(env, b)?;
+    let b = sampler(env, b)?;
+    let b = reporter(env, b)?;
+    propagation(env, b)
+}
+
+/// The service name and the process tags.
+fn service_and_tags(env: Lookup<'_>) -> Result<JaegerTracerBuilder, ConfigError> {
     let mut resource = match get(env, "OTEL_RESOURCE_ATTRIBUTES") {
         Some(v) => parse_pairs(env, "OTEL_RESOURCE_ATTRIBUTES", &v)?,
         None => Vec::new(),
@@ -244,28 +221,19 @@ pub fn builder_from_vars(
             b = b.tag(k, TagValue::from(v));
         }
     }
+    Ok(b)
+}
 
-    // Exporter.
+/// The exporter: a Jaeger collector, an OTLP endpoint, or a Jaeger agent,
+/// in that order of precedence.
+fn exporter(
+    env: Lookup<'_>,
+    mut b: JaegerTracerBuilder,
+) -> Result<JaegerTracerBuilder, ConfigError> {
     let user = get(env, "JAEGER_USER");
     let password = get(env, "JAEGER_PASSWORD");
     let token = get(env, "JAEGER_AUTH_TOKEN");
-    let otlp_protocol = get(env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        .map(|v| ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", v))
-        .or_else(|| {
-            get(env, "OTEL_EXPORTER_OTLP_PROTOCOL").map(|v| ("OTEL_EXPORTER_OTLP_PROTOCOL", v))
-        });
-    let grpc = match &otlp_protocol {
-        None => false,
-        Some((_, v)) if v == "http/protobuf" => false,
-        Some((_, v)) if v == "grpc" => true,
-        Some((var, v)) => {
-            return Err(invalid(
-                var,
-                v,
-                "supported protocols are http/protobuf and grpc",
-            ))
-        }
-    };
+    let grpc = otlp_is_grpc(env)?;
     let otlp_headers = match get(env, "OTEL_EXPORTER_OTLP_HEADERS") {
         Some(v) => parse_pairs(env, "OTEL_EXPORTER_OTLP_HEADERS", &v)?,
         None => Vec::new(),
@@ -277,28 +245,7 @@ pub fn builder_from_vars(
     };
     if let Some(url) = get(env, "JAEGER_ENDPOINT") {
         check_url("JAEGER_ENDPOINT", &url)?;
-        let auth = match (user, password, token) {
-            (Some(u), Some(p), _) => CollectorAuth::Basic {
-                user: u,
-                password: p,
-            },
-            (Some(_), None, _) => {
-                return Err(invalid(
-                    "JAEGER_USER",
-                    "***",
-                    "JAEGER_PASSWORD must be set too",
-                ))
-            }
-            (None, Some(_), _) => {
-                return Err(invalid(
-                    "JAEGER_PASSWORD",
-                    "***",
-                    "JAEGER_USER must be set too",
-                ))
-            }
-            (None, None, Some(t)) => CollectorAuth::Bearer(t),
-            (None, None, None) => CollectorAuth::None,
-        };
+        let auth = collector_auth(user, password, token)?;
         b = b.exporter(Exporter::HttpCollector { url, auth });
     } else if let Some(url) = get(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
         check_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &url)?;
@@ -351,8 +298,79 @@ pub fn builder_from_vars(
             headers: otlp_headers,
         });
     }
+    Ok(b)
+}
 
-    // Sampler.
+/// Whether OTLP goes over gRPC (`OTEL_EXPORTER_OTLP_*PROTOCOL=grpc`).
+fn otlp_is_grpc(env: Lookup<'_>) -> Result<bool, ConfigError> {
+    let otlp_protocol = get(env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .map(|v| ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", v))
+        .or_else(|| {
+            get(env, "OTEL_EXPORTER_OTLP_PROTOCOL").map(|v| ("OTEL_EXPORTER_OTLP_PROTOCOL", v))
+        });
+    match &otlp_protocol {
+        None => Ok(false),
+        Some((_, v)) if v == "http/protobuf" => Ok(false),
+        Some((_, v)) if v == "grpc" => Ok(true),
+        Some((var, v)) => Err(invalid(
+            var,
+            v,
+            "supported protocols are http/protobuf and grpc",
+        )),
+    }
+}
+
+/// The Jaeger collector's credentials: basic (user and password), or a
+/// bearer token.
+fn collector_auth(
+    user: Option<String>,
+    password: Option<String>,
+    token: Option<String>,
+) -> Result<CollectorAuth, ConfigError> {
+    Ok(match (user, password, token) {
+        (Some(u), Some(p), _) => CollectorAuth::Basic {
+            user: u,
+            password: p,
+        },
+        (Some(_), None, _) => {
+            return Err(invalid(
+                "JAEGER_USER",
+                "***",
+                "JAEGER_PASSWORD must be set too",
+            ))
+        }
+        (None, Some(_), _) => {
+            return Err(invalid(
+                "JAEGER_PASSWORD",
+                "***",
+                "JAEGER_USER must be set too",
+            ))
+        }
+        (None, None, Some(t)) => CollectorAuth::Bearer(t),
+        (None, None, None) => CollectorAuth::None,
+    })
+}
+
+/// A sampling rate between 0 and 1 from `var` (`default` when unset).
+fn rate(var: &'static str, v: Option<f64>, default: f64) -> Result<f64, ConfigError> {
+    let r = v.unwrap_or(default);
+    if (0.0..=1.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err(invalid(
+            var,
+            &r.to_string(),
+            "expected a sampling rate between 0 and 1",
+        ))
+    }
+}
+
+/// The sampler: `JAEGER_SAMPLER_*`, else `OTEL_TRACES_SAMPLER*`;
+/// `JAEGER_DISABLED` overrides both.
+fn sampler(
+    env: Lookup<'_>,
+    mut b: JaegerTracerBuilder,
+) -> Result<JaegerTracerBuilder, ConfigError> {
     let param = parse_f64(env, "JAEGER_SAMPLER_PARAM")?;
     let sampling_endpoint = get(env, "JAEGER_SAMPLING_ENDPOINT")
         .or_else(|| {
@@ -374,119 +392,135 @@ pub fn builder_from_vars(
             "at least 1s",
         ));
     }
-    let rate = |var: &'static str, v: Option<f64>, default: f64| -> Result<f64, ConfigError> {
-        let r = v.unwrap_or(default);
-        if (0.0..=1.0).contains(&r) {
-            Ok(r)
-        } else {
-            Err(invalid(
-                var,
-                &r.to_string(),
-                "expected a sampling rate between 0 and 1",
-            ))
-        }
-    };
     if let Some(t) = get(env, "JAEGER_SAMPLER_TYPE") {
-        b = match t.as_str() {
-            "const" => match param {
-                None => b.sampler(ConstSampler(true)),
-                Some(p) if p.to_bits() == 0.0_f64.to_bits() => b.sampler(ConstSampler(false)),
-                Some(p) if p.to_bits() == 1.0_f64.to_bits() => b.sampler(ConstSampler(true)),
-                Some(p) => {
-                    return Err(invalid(
-                        "JAEGER_SAMPLER_PARAM",
-                        &p.to_string(),
-                        "const takes 0 or 1",
-                    ))
-                }
-            },
-            "probabilistic" => b.sampler(ProbabilisticSampler::new(rate(
-                "JAEGER_SAMPLER_PARAM",
-                param,
-                0.001,
-            )?)),
-            "ratelimiting" => match param {
-                Some(p) if p >= 0.0 => b.sampler(RateLimitingSampler::new(p)),
-                Some(p) => {
-                    return Err(invalid(
-                        "JAEGER_SAMPLER_PARAM",
-                        &p.to_string(),
-                        "expected traces per second",
-                    ))
-                }
-                None => b.sampler(RateLimitingSampler::new(1.0)),
-            },
-            "remote" => {
-                let initial =
-                    ProbabilisticSampler::new(rate("JAEGER_SAMPLER_PARAM", param, 0.001)?);
-                b.remote_sampler(sampling_endpoint.clone(), refresh, initial)
-            }
-            _ => {
-                return Err(invalid(
-                    "JAEGER_SAMPLER_TYPE",
-                    &t,
-                    "expected const, probabilistic, ratelimiting or remote",
-                ))
-            }
-        };
+        b = jaeger_sampler(b, &t, param, sampling_endpoint, refresh)?;
     } else if let Some(s) = get(env, "OTEL_TRACES_SAMPLER") {
-        let (parent_based, name) = match s.strip_prefix("parentbased_") {
-            Some(rest) => (true, rest),
-            None => (false, s.as_str()),
-        };
-        let sampler: Box<dyn FnOnce(JaegerTracerBuilder) -> JaegerTracerBuilder> = match name {
-            "always_on" => Box::new(|b| b.sampler(ConstSampler(true))),
-            "always_off" => Box::new(|b| b.sampler(ConstSampler(false))),
-            "traceidratio" => {
-                let arg = parse_f64(env, "OTEL_TRACES_SAMPLER_ARG")?;
-                let r = rate("OTEL_TRACES_SAMPLER_ARG", arg, 1.0)?;
-                Box::new(move |b| b.sampler(ProbabilisticSampler::new(r)))
-            }
-            "jaeger_remote" => {
-                // `endpoint=URL,pollingIntervalMs=N,initialSamplingRate=R`,
-                // as OpenTelemetry specifies it.
-                let mut ep = sampling_endpoint.clone();
-                let mut poll = refresh;
-                let mut initial_rate = 0.001;
-                if let Some(arg) = get(env, "OTEL_TRACES_SAMPLER_ARG") {
-                    for (k, v) in parse_pairs(env, "OTEL_TRACES_SAMPLER_ARG", &arg)? {
-                        let bad = |why: &str| {
-                            invalid("OTEL_TRACES_SAMPLER_ARG", &arg, format!("{k}: {why}"))
-                        };
-                        match k.as_str() {
-                            "endpoint" => ep = v,
-                            "pollingIntervalMs" => {
-                                let ms: u64 =
-                                    v.parse().map_err(|_| bad("expected milliseconds"))?;
-                                poll = Duration::from_millis(ms.max(1000));
-                            }
-                            "initialSamplingRate" => {
-                                initial_rate = v
-                                    .parse::<f64>()
-                                    .ok()
-                                    .filter(|r| (0.0..=1.0).contains(r))
-                                    .ok_or_else(|| bad("expected a rate between 0 and 1"))?;
-                            }
-                            _ => return Err(bad("unknown key")),
-                        }
-                    }
-                }
-                let initial = ProbabilisticSampler::new(initial_rate);
-                Box::new(move |b| b.remote_sampler(ep, poll, initial))
-            }
-            _ => return Err(invalid("OTEL_TRACES_SAMPLER", &s, "unsupported sampler")),
-        };
-        b = sampler(b);
-        if !parent_based {
-            b.policy.trust_sampling = false;
-        }
+        b = otel_sampler(env, b, &s, sampling_endpoint, refresh)?;
     }
     if parse_bool(env, "JAEGER_DISABLED")? == Some(true) {
         b = b.sampler(ConstSampler(false)).exporter(Exporter::None);
         b.remote = None;
     }
+    Ok(b)
+}
 
-    // Reporter.
+/// `JAEGER_SAMPLER_TYPE` with `JAEGER_SAMPLER_PARAM`.
+fn jaeger_sampler(
+    b: JaegerTracerBuilder,
+    t: &str,
+    param: Option<f64>,
+    sampling_endpoint: String,
+    refresh: Duration,
+) -> Result<JaegerTracerBuilder, ConfigError> {
+    let b = match t {
+        "const" => match param {
+            None => b.sampler(ConstSampler(true)),
+            Some(p) if p.to_bits() == 0.0_f64.to_bits() => b.sampler(ConstSampler(false)),
+            Some(p) if p.to_bits() == 1.0_f64.to_bits() => b.sampler(ConstSampler(true)),
+            Some(p) => {
+                return Err(invalid(
+                    "JAEGER_SAMPLER_PARAM",
+                    &p.to_string(),
+                    "const takes 0 or 1",
+                ))
+            }
+        },
+        "probabilistic" => b.sampler(ProbabilisticSampler::new(rate(
+            "JAEGER_SAMPLER_PARAM",
+            param,
+            0.001,
+        )?)),
+        "ratelimiting" => match param {
+            Some(p) if p >= 0.0 => b.sampler(RateLimitingSampler::new(p)),
+            Some(p) => {
+                return Err(invalid(
+                    "JAEGER_SAMPLER_PARAM",
+                    &p.to_string(),
+                    "expected traces per second",
+                ))
+            }
+            None => b.sampler(RateLimitingSampler::new(1.0)),
+        },
+        "remote" => {
+            let initial = ProbabilisticSampler::new(rate("JAEGER_SAMPLER_PARAM", param, 0.001)?);
+            b.remote_sampler(sampling_endpoint.clone(), refresh, initial)
+        }
+        _ => {
+            return Err(invalid(
+                "JAEGER_SAMPLER_TYPE",
+                &t,
+                "expected const, probabilistic, ratelimiting or remote",
+            ))
+        }
+    };
+    Ok(b)
+}
+
+/// `OTEL_TRACES_SAMPLER` with `OTEL_TRACES_SAMPLER_ARG`.
+fn otel_sampler(
+    env: Lookup<'_>,
+    b: JaegerTracerBuilder,
+    s: &str,
+    sampling_endpoint: String,
+    refresh: Duration,
+) -> Result<JaegerTracerBuilder, ConfigError> {
+    let (parent_based, name) = match s.strip_prefix("parentbased_") {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let sampler: Box<dyn FnOnce(JaegerTracerBuilder) -> JaegerTracerBuilder> = match name {
+        "always_on" => Box::new(|b| b.sampler(ConstSampler(true))),
+        "always_off" => Box::new(|b| b.sampler(ConstSampler(false))),
+        "traceidratio" => {
+            let arg = parse_f64(env, "OTEL_TRACES_SAMPLER_ARG")?;
+            let r = rate("OTEL_TRACES_SAMPLER_ARG", arg, 1.0)?;
+            Box::new(move |b| b.sampler(ProbabilisticSampler::new(r)))
+        }
+        "jaeger_remote" => {
+            // `endpoint=URL,pollingIntervalMs=N,initialSamplingRate=R`,
+            // as OpenTelemetry specifies it.
+            let mut ep = sampling_endpoint.clone();
+            let mut poll = refresh;
+            let mut initial_rate = 0.001;
+            if let Some(arg) = get(env, "OTEL_TRACES_SAMPLER_ARG") {
+                for (k, v) in parse_pairs(env, "OTEL_TRACES_SAMPLER_ARG", &arg)? {
+                    let bad =
+                        |why: &str| invalid("OTEL_TRACES_SAMPLER_ARG", &arg, format!("{k}: {why}"));
+                    match k.as_str() {
+                        "endpoint" => ep = v,
+                        "pollingIntervalMs" => {
+                            let ms: u64 = v.parse().map_err(|_| bad("expected milliseconds"))?;
+                            poll = Duration::from_millis(ms.max(1000));
+                        }
+                        "initialSamplingRate" => {
+                            initial_rate = v
+                                .parse::<f64>()
+                                .ok()
+                                .filter(|r| (0.0..=1.0).contains(r))
+                                .ok_or_else(|| bad("expected a rate between 0 and 1"))?;
+                        }
+                        _ => return Err(bad("unknown key")),
+                    }
+                }
+            }
+            let initial = ProbabilisticSampler::new(initial_rate);
+            Box::new(move |b| b.remote_sampler(ep, poll, initial))
+        }
+        _ => return Err(invalid("OTEL_TRACES_SAMPLER", &s, "unsupported sampler")),
+    };
+    let mut b = sampler(b);
+    if !parent_based {
+        b.policy.trust_sampling = false;
+    }
+    Ok(b)
+}
+
+/// The reporter's queue, flush interval and span logging, and the trace id
+/// width.
+fn reporter(
+    env: Lookup<'_>,
+    mut b: JaegerTracerBuilder,
+) -> Result<JaegerTracerBuilder, ConfigError> {
     if let Some(n) = parse_usize(env, "JAEGER_REPORTER_MAX_QUEUE_SIZE")? {
         if n > crate::reporter::MAX_QUEUE_SIZE {
             return Err(invalid(
@@ -516,8 +550,14 @@ pub fn builder_from_vars(
     if let Some(on) = parse_bool(env, "JAEGER_TRACEID_128BIT")? {
         b = b.trace_id_128bit(on);
     }
+    Ok(b)
+}
 
-    // Propagation.
+/// The propagation formats.
+fn propagation(
+    env: Lookup<'_>,
+    mut b: JaegerTracerBuilder,
+) -> Result<JaegerTracerBuilder, ConfigError> {
     let propagation = get(env, "JAEGER_PROPAGATION")
         .map(|v| parse_propagation("JAEGER_PROPAGATION", &v))
         .or_else(|| get(env, "OTEL_PROPAGATORS").map(|v| parse_propagation("OTEL_PROPAGATORS", &v)))

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use opentracing_api::FinishedSpan;
 
+use super::thrift::{self, Binary};
 use super::{HttpEndpoint, SendFuture, Transport, TransportError};
-use crate::thrift::{self, Binary, Process};
+use crate::process::Process;
 
 /// How a collector request authenticates.
 #[derive(Clone, Debug, PartialEq, Eq)]

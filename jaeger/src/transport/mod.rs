@@ -15,11 +15,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use opentracing_api::FinishedSpan;
 
-use crate::thrift::Process;
+use crate::process::Process;
 
 mod http_collector;
+pub(crate) mod local;
 mod otlp;
 mod otlp_encode;
+pub(crate) mod thrift;
 mod udp;
 
 pub use http_collector::{CollectorAuth, HttpCollectorTransport};

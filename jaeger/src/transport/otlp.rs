@@ -23,7 +23,7 @@ use opentracing_api::{log_fields, tags, FinishedSpan, ReferenceKind, Tag, TagVal
 #[cfg(feature = "otlp-grpc")]
 use super::SendOutcome;
 use super::{HttpEndpoint, SendFuture, Transport, TransportError};
-use crate::thrift::Process;
+use crate::process::Process;
 
 fn any(v: &TagValue) -> AnyValue {
     AnyValue {

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentracing_api::{log_fields, tags, FinishedSpan, ReferenceKind, Tag, TagValue};
 
-use crate::thrift::Process;
+use crate::process::Process;
 
 const LEN: u8 = 2;
 const VARINT: u8 = 0;

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use opentracing_api::FinishedSpan;
 use tokio::net::UdpSocket;
 
+use super::thrift::{self, ClientStats, Compact};
 use super::{SendFuture, SendOutcome, Transport, TransportError};
 use crate::metrics::Metrics;
-use crate::thrift::{self, ClientStats, Compact, Process};
+use crate::process::Process;
 
 /// The largest datagram the agent accepts by default.
 pub const DEFAULT_MAX_PACKET_SIZE: usize = 65_000;

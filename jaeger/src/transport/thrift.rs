@@ -16,6 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentracing_api::{FinishedSpan, ReferenceKind, Tag, TagValue};
 
+use crate::process::Process;
+
 /// Thrift field types, as the two protocols name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ty {
@@ -180,16 +182,6 @@ impl Protocol for Binary {
         out.push(Self::code(elem));
         Self::i32(out, i32::try_from(len).unwrap_or(i32::MAX));
     }
-}
-
-/// The process a batch comes from: service name and process tags.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Process {
-    /// The service name.
-    pub service_name: String,
-    /// Process tags (`hostname`, `ip`, `jaeger.version`, `client-uuid`, and
-    /// the user's).
-    pub tags: Vec<Tag>,
 }
 
 /// Counters sent with each UDP batch (`ClientStats`), as the agent expects.
