@@ -443,12 +443,12 @@ fn jaeger_sampler(
         },
         "remote" => {
             let initial = ProbabilisticSampler::new(rate("JAEGER_SAMPLER_PARAM", param, 0.001)?);
-            b.remote_sampler(sampling_endpoint.clone(), refresh, initial)
+            b.remote_sampler(sampling_endpoint, refresh, initial)
         }
         _ => {
             return Err(invalid(
                 "JAEGER_SAMPLER_TYPE",
-                &t,
+                t,
                 "expected const, probabilistic, ratelimiting or remote",
             ))
         }
@@ -479,7 +479,7 @@ fn otel_sampler(
         "jaeger_remote" => {
             // `endpoint=URL,pollingIntervalMs=N,initialSamplingRate=R`,
             // as OpenTelemetry specifies it.
-            let mut ep = sampling_endpoint.clone();
+            let mut ep = sampling_endpoint;
             let mut poll = refresh;
             let mut initial_rate = 0.001;
             if let Some(arg) = get(env, "OTEL_TRACES_SAMPLER_ARG") {
@@ -506,7 +506,7 @@ fn otel_sampler(
             let initial = ProbabilisticSampler::new(initial_rate);
             Box::new(move |b| b.remote_sampler(ep, poll, initial))
         }
-        _ => return Err(invalid("OTEL_TRACES_SAMPLER", &s, "unsupported sampler")),
+        _ => return Err(invalid("OTEL_TRACES_SAMPLER", s, "unsupported sampler")),
     };
     let mut b = sampler(b);
     if !parent_based {
