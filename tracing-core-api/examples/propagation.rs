@@ -18,7 +18,7 @@ fn customer_service(tracer: &MockTracer, headers: &HeaderMap) -> String {
     };
     let span = tracer
         .span("HTTP GET /customer")
-        .child_of_opt(parent.as_ref())
+        .with_extracted(parent)
         .tag(tags::SPAN_KIND, tags::SPAN_KIND_SERVER)
         .tag(tags::HTTP_METHOD, "GET")
         .start_shared();

@@ -29,9 +29,10 @@
 //! let mut headers = HeaderMap::new();
 //! tracer.inject(span.context(), Format::HttpHeaders, &mut headers);
 //!
-//! // Server side: extract it and continue the trace.
-//! let parent = tracer.extract(Format::HttpHeaders, &headers).unwrap();
-//! let server = tracer.span("HTTP GET /customer").child_of_opt(parent.as_ref()).start();
+//! // Server side: extract it and continue the trace. A malformed header is
+//! // an error to log, never a failed request: the span becomes a root.
+//! let parent = tracer.extract(Format::HttpHeaders, &headers).ok().flatten();
+//! let server = tracer.span("HTTP GET /customer").with_extracted(parent).start();
 //! assert_eq!(server.context().trace_id(), span.context().trace_id());
 //! assert_eq!(server.baggage_item("customer"), Some("123"));
 //! ```

@@ -115,6 +115,7 @@ pub trait SpanRecorder: Send + Sync {
     /// another thread should offer them back: allocating on one thread and
     /// freeing on another makes both contend on the allocator's locks.
     /// The default is none: new spans allocate.
+    #[doc(hidden)]
     fn recycled(&self) -> Option<Box<FinishedSpan>> {
         None
     }

@@ -62,6 +62,7 @@ pub trait Tracer: Send + Sync {
     /// template joined to the method) then spends nothing on it for the
     /// requests a tracer does not sample. The default builds the name
     /// first.
+    #[doc(hidden)]
     fn start_span_with_lazy_name(
         &self,
         operation_name: &mut dyn FnMut() -> Cow<'static, str>,
@@ -125,6 +126,7 @@ pub trait TracerExt: Tracer {
     /// let span = tracer.span_with_lazy_name(&mut name).start();
     /// assert_eq!(span.operation_name(), Some("GET /users/{id}"));
     /// ```
+    #[doc(hidden)]
     fn span_with_lazy_name<'a>(
         &'a self,
         make_name: &'a mut dyn FnMut() -> Cow<'static, str>,
@@ -253,6 +255,7 @@ impl<'a> SpanBuilder<'a> {
     /// A builder for `tracer` whose name `make_name` builds if the tracer
     /// needs it (see [`Tracer::start_span_with_lazy_name`]).
     #[inline]
+    #[doc(hidden)]
     pub fn with_lazy_name(
         tracer: &'a dyn Tracer,
         make_name: &'a mut dyn FnMut() -> Cow<'static, str>,
@@ -286,8 +289,10 @@ impl<'a> SpanBuilder<'a> {
         self.reference(Reference::follows_from(cx.clone()))
     }
 
-    /// Adds `ChildOf(cx)` if `cx` is `Some` and valid: the result of an
-    /// extraction can be passed as is.
+    /// Adds `ChildOf(cx)` if `cx` is `Some` and valid. For the result of an
+    /// extraction use [`with_extracted`](Self::with_extracted) instead,
+    /// which also keeps a debug id, lone baggage or a sampling decision
+    /// that came without a parent.
     pub fn child_of_opt(mut self, cx: Option<&SpanContext>) -> Self {
         self.explicit_parent = true;
         if let Some(cx) = cx {
@@ -296,10 +301,20 @@ impl<'a> SpanBuilder<'a> {
         self
     }
 
-    /// Passes a context that is not a valid parent but carries something the
-    /// tracer must see (a `jaeger-debug-id`, lone baggage, a sampling
-    /// decision) as a `ChildOf` reference. Tracers that understand such
-    /// contexts use them; the builder otherwise skips invalid references.
+    /// Continues what an extraction returned: the way to start a server
+    /// span. A valid context becomes the parent (`ChildOf`); one that is
+    /// not a valid parent but carries something the tracer must see (a
+    /// `jaeger-debug-id`, lone baggage, a sampling decision) is passed on
+    /// too, and `None` makes a new root (the current span is not used).
+    ///
+    /// ```
+    /// use opentracing_api::{Format, MockTracer, Tracer, TracerExt};
+    /// # let headers = http::HeaderMap::new();
+    /// let tracer = MockTracer::new();
+    /// let parent = tracer.extract(Format::HttpHeaders, &headers).ok().flatten();
+    /// let span = tracer.span("GET /customer").with_extracted(parent).start();
+    /// # drop(span);
+    /// ```
     #[inline]
     pub fn with_extracted(mut self, cx: Option<SpanContext>) -> Self {
         self.explicit_parent = true;

@@ -123,6 +123,7 @@ pub trait Propagator: Send + Sync + fmt::Debug {
     /// Whether extraction can yield baggage or a debug id. A
     /// [`CompositePropagator`] that already found a trace context skips
     /// the propagators that cannot add anything to it. Default `true`.
+    #[doc(hidden)]
     fn extracts_extras(&self) -> bool {
         true
     }
