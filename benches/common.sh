@@ -30,6 +30,10 @@ udp_port=$(awk '/^UDP/ {print $2}' "$OUT/sink.out")
 export OTEL_SERVICE_NAME=http-bench-server
 export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$http_port"
 export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+# fastrace's Jaeger reporter (our tracer exports over OTLP, which the
+# variables above choose first).
+export JAEGER_AGENT_HOST=127.0.0.1
+export JAEGER_AGENT_PORT="$udp_port"
 
 # The trace headers every request carries: sampled, in both formats.
 hdr1="uber-trace-id: 4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1"

@@ -20,7 +20,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-32}
 URL_PATH=${URL_PATH:-/users/42}
-MODES=${MODES:-"bare noop unsampled sampled otel-unsampled otel-sampled"}
+MODES=${MODES:-"bare noop unsampled sampled otel-unsampled otel-sampled fastrace"}
 OUT=${OUT:-target/load}
 
 # shellcheck source=benches/common.sh

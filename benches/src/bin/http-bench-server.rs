@@ -2,7 +2,7 @@
 //! the OpenTelemetry stack, for side-by-side load runs.
 //!
 //! ```text
-//! http-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled|identity
+//! http-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled|fastrace|identity
 //!                   [--port N] [--workers N] [--upstream URL]
 //! ```
 //!
@@ -14,7 +14,12 @@
 //! the sampler the mode names. The `otel-*` modes run tower-http's
 //! `TraceLayer` + `tracing-opentelemetry` + the `opentelemetry_sdk` batch
 //! processor + `opentelemetry-otlp` (HTTP/protobuf to
-//! `OTEL_EXPORTER_OTLP_ENDPOINT`), with W3C extraction.
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`), with W3C extraction. The `fastrace` mode
+//! runs fastrace with its official `fastrace-axum` layer and its Jaeger
+//! reporter (UDP to `JAEGER_AGENT_HOST`:`JAEGER_AGENT_PORT`, default
+//! `127.0.0.1:6831`), sampling everything, as users who want the fastest
+//! Rust tracer set it up. Our tracer exports over whatever the variables
+//! say: OTLP HTTP or gRPC, a Jaeger collector, or a Jaeger agent.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -65,7 +70,7 @@ fn args() -> Result<Args, String> {
             "--port" => a.port = value()?.parse().map_err(|_| "--port: not a port")?,
             "--workers" => a.workers = value()?.parse().map_err(|_| "--workers: not a number")?,
             "--upstream" => a.upstream = Some(value()?.trim_end_matches('/').to_owned()),
-            "-h" | "--help" => return Err("usage: http-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled|identity [--port N] [--workers N] [--upstream URL]".into()),
+            "-h" | "--help" => return Err("usage: http-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled|fastrace|identity [--port N] [--workers N] [--upstream URL]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -77,6 +82,7 @@ fn args() -> Result<Args, String> {
         "sampled",
         "otel-unsampled",
         "otel-sampled",
+        "fastrace",
     ]
     .contains(&a.mode.as_str())
     {
@@ -234,6 +240,42 @@ fn otel(
     Ok((routes(AppState { upstream, chain }).layer(layer), provider))
 }
 
+/// fastrace as its users set it up: the `fastrace-axum` layer (W3C
+/// `traceparent` in, a root span per request, every request sampled), the
+/// Jaeger UDP reporter, and `traceparent` injected on the outgoing call
+/// under a client span.
+fn fastrace_app(client: HttpClient, upstream: Option<Arc<str>>) -> Result<Router, String> {
+    use fastrace::future::FutureExt as _;
+
+    let host = std::env::var("JAEGER_AGENT_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("JAEGER_AGENT_PORT").unwrap_or_else(|_| "6831".into());
+    let agent: std::net::SocketAddr = format!("{host}:{port}")
+        .parse()
+        .map_err(|e| format!("JAEGER_AGENT_HOST/PORT {host}:{port}: {e}"))?;
+    let reporter = fastrace_jaeger::JaegerReporter::new(agent, "http-bench-server")
+        .map_err(|e| format!("fastrace Jaeger reporter: {e}"))?;
+    fastrace::set_reporter(reporter, fastrace::collector::Config::default());
+    let chain: Chain = Arc::new(move |url| {
+        let client = client.clone();
+        let span = fastrace::Span::enter_with_local_parent("GET");
+        Box::pin(
+            async move {
+                let Some(mut req) = request(&url) else {
+                    return StatusCode::BAD_REQUEST;
+                };
+                if let Some(cx) = fastrace::prelude::SpanContext::current_local_parent() {
+                    if let Ok(v) = http::HeaderValue::try_from(cx.encode_w3c_traceparent()) {
+                        req.headers_mut().insert("traceparent", v);
+                    }
+                }
+                finish(client.request(req).await).await
+            }
+            .in_span(span),
+        )
+    });
+    Ok(routes(AppState { upstream, chain }).layer(fastrace_axum::FastraceLayer::default()))
+}
+
 fn main() {
     let args = match args() {
         Ok(a) => a,
@@ -270,6 +312,7 @@ async fn run(args: Args) -> Result<(), String> {
         "identity" => bare(client, upstream).layer(tower::layer::util::Identity::new()),
         "noop" => ours(NoopTracer, client, upstream),
         "unsampled" | "sampled" => ours(jaeger_tracer(&args.mode)?, client, upstream),
+        "fastrace" => fastrace_app(client, upstream)?,
         _ => {
             let (app, p) = otel(&args.mode, client, upstream)?;
             provider = Some(p);
@@ -293,6 +336,9 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     if let Some(p) = provider {
         let _ = p.shutdown();
+    }
+    if args.mode == "fastrace" {
+        fastrace::flush();
     }
     Ok(())
 }
