@@ -12,7 +12,7 @@
 #
 # FRESH_IDS=1 gives every request new ids (benches/fresh_ids.lua) instead
 # of the same two headers: more realistic, but wrk's Lua then costs enough
-# that wrk, not the server, limits `bare` (see BENCHMARKS.md).
+# that wrk, not the server, limits `bare` (see PERFORMANCE.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -241,7 +241,7 @@ impl JaegerTracerBuilder {
         self
     }
 
-    /// Also keeps reported spans in `store` (the HotROD demo's view).
+    /// Also keeps reported spans in `store` (for an in-process trace view).
     pub fn keep_in_memory(mut self, store: InMemoryTransport) -> Self {
         self.in_memory = Some(store);
         self

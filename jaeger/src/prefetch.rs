@@ -8,7 +8,7 @@
 //! ahead overlaps them. The same holds for recycled boxes when a request
 //! thread reuses them (see `Reporter::recycled`). Measured side by side
 //! under load, OTLP export, every request sampled: +2.9% throughput for the
-//! encoders, +1.8% for the reuse (`BENCHMARKS.md`, session 3).
+//! encoders, +1.8% for the reuse (`PERFORMANCE.md`).
 
 use opentracing_api::FinishedSpan;
 

@@ -107,10 +107,7 @@ fn upstream_decisions_are_respected_or_not_per_policy() {
         .unwrap();
     let h = headers(&[("uber-trace-id", "abc:def:0:0"), ("uberctx-tenant", "acme")]);
     let parent = trusting.extract(Format::HttpHeaders, &h).unwrap();
-    let s = trusting
-        .span("server")
-        .child_of_opt(parent.as_ref())
-        .start();
+    let s = trusting.span("server").with_extracted(parent).start();
     assert!(!s.context().is_sampled(), "the caller said not sampled");
     assert_eq!(s.context().trace_id().low(), 0xabc);
     assert_eq!(s.baggage_item("tenant"), Some("acme"));
@@ -121,10 +118,7 @@ fn upstream_decisions_are_respected_or_not_per_policy() {
         .build()
         .unwrap();
     let parent = untrusting.extract(Format::HttpHeaders, &h).unwrap();
-    let s = untrusting
-        .span("server")
-        .child_of_opt(parent.as_ref())
-        .start();
+    let s = untrusting.span("server").with_extracted(parent).start();
     assert!(s.context().is_sampled(), "our sampler decided");
     assert_eq!(
         s.context().trace_id().low(),

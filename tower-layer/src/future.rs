@@ -12,7 +12,7 @@ use http_body::Body;
 use opentracing_api::{tags, SharedSpan};
 
 use crate::body::{ResponseBodies, TracedBodies};
-use crate::lifecycle::RequestSpan;
+use crate::lifecycle::{run_in_span, FinishOnUnwind, RequestSpan};
 
 /// What to do with a response before it leaves.
 #[derive(Debug, Default, Clone)]
@@ -78,8 +78,6 @@ pin_project_lite::pin_project! {
     }
 }
 
-struct FinishOnUnwind<'a>(&'a mut Option<Box<RequestSpan>>);
-
 /// Calls `inner` with `tracked`'s span current. Should `call` itself panic
 /// (not the future it returns), the span is finished as failed on the way
 /// out, so that a panic catcher outside (tower-http's `CatchPanic`) does
@@ -93,21 +91,7 @@ pub(crate) fn call_in_span<S, R>(
 where
     S: tower_service::Service<R>,
 {
-    let _guard = tracked.as_ref().map(|t| t.span.enter());
-    let bomb = FinishOnUnwind(tracked);
-    let fut = inner.call(req);
-    std::mem::forget(bomb);
-    fut
-}
-
-impl Drop for FinishOnUnwind<'_> {
-    fn drop(&mut self) {
-        // Only reached while unwinding: on the normal path it is forgotten.
-        if let Some(mut t) = self.0.take() {
-            t.fail("panic", "the service panicked");
-            t.finish();
-        }
-    }
+    run_in_span(tracked, || inner.call(req))
 }
 
 impl<F, M> ResponseFuture<F, M> {

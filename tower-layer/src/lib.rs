@@ -77,3 +77,8 @@ mod axum_support {
 
 #[cfg(feature = "axum")]
 pub use axum_support::CurrentSpan;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

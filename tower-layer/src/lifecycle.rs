@@ -154,6 +154,20 @@ pub fn tag_request(
     span.set_tag(tags::HTTP_URL, url);
 }
 
+/// The `http.url` tag of a request: never its credentials
+/// (`user:password@`), the query as `policy` says; an origin-form URI is
+/// completed with `host` (the `Host` header).
+pub fn url_tag(uri: &http::Uri, host: Option<&str>, policy: QueryPolicy) -> String {
+    crate::request::url(uri, host, policy)
+}
+
+/// Wraps a response body so that `request`'s span finishes when the body
+/// ends (or fails, or is dropped before its end), and is current while a
+/// streaming body is polled.
+pub fn traced_body<B: http_body::Body>(body: B, request: RequestSpan) -> crate::TracedBody<B> {
+    crate::TracedBody::new(body, Some(Box::new(request)), None)
+}
+
 /// Tags the peer's address: `peer.ipv4` or `peer.ipv6`, and `peer.port`.
 /// IPv4 clients of a dual-stack listener (`::ffff:a.b.c.d`) are tagged as
 /// IPv4.
@@ -314,4 +328,52 @@ impl RequestSpan {
             });
         }
     }
+}
+
+/// Finishes the span as failed (`panic`) if dropped while it still holds
+/// it: only reached while unwinding, as it is forgotten on the normal path.
+pub(crate) struct FinishOnUnwind<'a>(pub(crate) &'a mut Option<Box<RequestSpan>>);
+
+impl Drop for FinishOnUnwind<'_> {
+    fn drop(&mut self) {
+        if let Some(mut t) = self.0.take() {
+            t.fail("panic", "the service panicked");
+            t.finish();
+        }
+    }
+}
+
+/// Runs `f` (an inner service's `call`, a poll of its response future or
+/// body) with `tracked`'s span current, if there is one. Should `f` panic,
+/// the span is marked failed (`panic`) and finished on the way out, and
+/// `tracked` is left empty: a panic catcher outside (tower-http's
+/// `CatchPanic`, or the runtime catching a task's panic) may keep the
+/// future alive, or drop it only later, and the trace and the observer must
+/// not wait for that nor take the panic for a cancellation.
+///
+/// ```
+/// use opentracing_api::{current_context, tags, MockTracer, TracerExt};
+/// use opentracing_tower::lifecycle::{run_in_span, RequestSpan, Side};
+///
+/// let tracer = MockTracer::new();
+/// let span = tracer.span("/pkg.Svc/Call").start_shared();
+/// let id = span.context().span_id();
+/// let mut tracked = Some(Box::new(RequestSpan::new(span, "/pkg.Svc/Call".into(), Side::Server)));
+/// let seen = run_in_span(&mut tracked, || current_context().map(|c| c.span_id()));
+/// assert_eq!(seen, Some(id));
+///
+/// let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+///     run_in_span(&mut tracked, || panic!("handler bug"))
+/// }));
+/// assert!(caught.is_err() && tracked.is_none());
+/// let finished = tracer.finished_spans();
+/// assert_eq!(finished[0].tag(tags::ERROR).and_then(|v| v.as_bool()), Some(true));
+/// ```
+#[inline]
+pub fn run_in_span<R>(tracked: &mut Option<Box<RequestSpan>>, f: impl FnOnce() -> R) -> R {
+    let _guard = tracked.as_ref().map(|t| t.span.enter());
+    let bomb = FinishOnUnwind(tracked);
+    let r = f();
+    std::mem::forget(bomb);
+    r
 }

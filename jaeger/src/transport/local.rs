@@ -8,8 +8,8 @@ use opentracing_api::FinishedSpan;
 use super::{SendFuture, SendOutcome, Transport};
 use crate::process::Process;
 
-/// Keeps the spans it is sent, for tests and the HotROD demo's embedded
-/// trace view. Cloning gives another handle on the same spans.
+/// Keeps the spans it is sent, for tests and embedded trace views.
+/// Cloning gives another handle on the same spans.
 #[derive(Clone, Debug, Default)]
 pub struct InMemoryTransport {
     spans: Arc<Mutex<Vec<FinishedSpan>>>,
