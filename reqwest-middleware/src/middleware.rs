@@ -10,7 +10,7 @@ use opentracing_api::{
     current_context, tags, Format, InjectPolicy, Span, SpanFutureExt, Tracer, TracerExt,
 };
 use opentracing_tower::lifecycle::{
-    tag_peer_host, tag_request, traced_body, url_tag, RequestSpan, Side, SpanSettings,
+    tag_peer_host, tag_request, traced_body, url_tag_from_parts, RequestSpan, Side, SpanSettings,
 };
 use opentracing_tower::QueryPolicy;
 use reqwest::{Request, Response};
@@ -125,14 +125,16 @@ impl<T: Tracer + 'static> Middleware for TracingMiddleware<T> {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let attempt = {
-            let a = extensions.get_or_insert_default::<Attempts>();
-            a.0 += 1;
-            a.0
-        };
-        let Some(span) = self.start(&req, extensions, attempt) else {
+        let Some(mut span) = self.start(&req, extensions) else {
             return next.run(req, extensions).await;
         };
+        if span.is_recording() {
+            // The extensions come back with every attempt a retry
+            // middleware before this one makes.
+            let attempts = extensions.get_or_insert_default::<Attempts>();
+            attempts.0 += 1;
+            span.set_tag(ATTEMPT_TAG, attempts.0);
+        }
         // A forwarded request may carry the trace headers its caller sent:
         // the destination gets this span's context, or nothing.
         strip_trace_headers(req.headers_mut(), self.tracer.propagator());
@@ -157,7 +159,7 @@ impl<T: Tracer + 'static> Middleware for TracingMiddleware<T> {
 impl<T: Tracer> TracingMiddleware<T> {
     /// Starts the request's span, or returns `None` when the request is not
     /// traced ([`SkipTracing`], or no current span and no root spans).
-    fn start(&self, req: &Request, extensions: &Extensions, attempt: u32) -> Option<Span> {
+    fn start(&self, req: &Request, extensions: &Extensions) -> Option<Span> {
         if extensions.get::<SkipTracing>().is_some() || self.tracer.is_noop() {
             return None;
         }
@@ -168,7 +170,7 @@ impl<T: Tracer> TracingMiddleware<T> {
         let name = self.name(req, extensions);
         let mut span = self.tracer.span(name).child_of_opt(parent.as_ref()).start();
         if span.is_recording() {
-            self.tag(&mut span, req, attempt);
+            self.tag(&mut span, req);
         }
         Some(span)
     }
@@ -186,32 +188,27 @@ impl<T: Tracer> TracingMiddleware<T> {
         if let Some(name) = self.spans.custom_name(req) {
             return name;
         }
-        Cow::Owned(format!("HTTP {method}"))
+        Cow::Borrowed(http_operation_name(req.method()))
     }
 
-    fn tag(&self, span: &mut Span, req: &Request, attempt: u32) {
+    fn tag(&self, span: &mut Span, req: &Request) {
         let url = req.url();
-        // A `Url` parses as a `Uri`; should one not, it is still recorded,
-        // without its credentials and its query (which could not be
-        // redacted).
-        let url_text = if let Ok(uri) = url.as_str().parse::<http::Uri>() {
-            url_tag(&uri, None, self.spans.query)
-        } else {
-            let mut u = url.clone();
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.set_query(None);
-            u.to_string()
-        };
+        let url_text = url_tag_from_parts(
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port(),
+            url.path(),
+            url.query(),
+            self.spans.query,
+        );
         tag_request(
             span,
             Side::Client,
             self.spans.component.clone(),
-            req.method().as_str().to_owned(),
+            method_tag(req.method()),
             url_text,
         );
         tag_peer_host(span, url.host_str(), url.port_or_known_default());
-        span.set_tag(ATTEMPT_TAG, attempt);
     }
 
     /// Records the response; finishes the span now, or at the end of the
@@ -245,6 +242,31 @@ impl<T: Tracer> TracingMiddleware<T> {
                 .extend(with_url.into_parts().0.extensions);
         }
         Response::from(rebuilt)
+    }
+}
+
+/// `HTTP {METHOD}`, without building it per request.
+fn http_operation_name(m: &http::Method) -> &'static str {
+    match *m {
+        http::Method::GET => "HTTP GET",
+        http::Method::POST => "HTTP POST",
+        http::Method::PUT => "HTTP PUT",
+        http::Method::DELETE => "HTTP DELETE",
+        http::Method::HEAD => "HTTP HEAD",
+        http::Method::OPTIONS => "HTTP OPTIONS",
+        http::Method::PATCH => "HTTP PATCH",
+        http::Method::CONNECT => "HTTP CONNECT",
+        http::Method::TRACE => "HTTP TRACE",
+        _ => "HTTP _OTHER",
+    }
+}
+
+/// The `http.method` tag: the method as sent, without allocating for the
+/// standard ones.
+fn method_tag(m: &http::Method) -> Cow<'static, str> {
+    match operation_method(m) {
+        "_OTHER" => Cow::Owned(m.as_str().to_owned()),
+        standard => Cow::Borrowed(standard),
     }
 }
 

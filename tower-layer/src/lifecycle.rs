@@ -161,6 +161,21 @@ pub fn url_tag(uri: &http::Uri, host: Option<&str>, policy: QueryPolicy) -> Stri
     crate::request::url(uri, host, policy)
 }
 
+/// The `http.url` tag from a URL's parts (for clients whose requests carry
+/// a parsed URL, such as reqwest's): `scheme://host[:port]path[?query]`,
+/// the query as `policy` says. Credentials are never passed in, so never
+/// recorded.
+pub fn url_tag_from_parts(
+    scheme: &str,
+    host: &str,
+    port: Option<u16>,
+    path: &str,
+    query: Option<&str>,
+    policy: QueryPolicy,
+) -> String {
+    crate::request::url_from_parts(scheme, host, port, path, query, policy)
+}
+
 /// Wraps a response body so that `request`'s span finishes when the body
 /// ends (or fails, or is dropped before its end), and is current while a
 /// streaming body is polled.

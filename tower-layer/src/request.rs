@@ -98,6 +98,59 @@ pub(crate) fn url(uri: &Uri, host: Option<&str>, policy: QueryPolicy) -> String 
     out
 }
 
+/// The URL `scheme://host[:port]path[?query]`, the query as `policy`
+/// says (for clients whose requests carry a parsed URL rather than a
+/// `Uri`).
+pub(crate) fn url_from_parts(
+    scheme: &str,
+    host: &str,
+    port: Option<u16>,
+    path: &str,
+    query: Option<&str>,
+    policy: QueryPolicy,
+) -> String {
+    let mut out = String::with_capacity(scheme.len() + host.len() + path.len() + 16);
+    out.push_str(scheme);
+    out.push_str("://");
+    out.push_str(host);
+    if let Some(port) = port {
+        out.push(':');
+        out.push_str(itoa_u16(port).as_str());
+    }
+    out.push_str(path);
+    if let Some(q) = query {
+        push_query(&mut out, q, policy);
+    }
+    out
+}
+
+/// A port in decimal, without going through `fmt`.
+fn itoa_u16(mut n: u16) -> PortText {
+    let mut buf = [0u8; 5];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    PortText { buf, start: i }
+}
+
+struct PortText {
+    buf: [u8; 5],
+    start: usize,
+}
+
+impl PortText {
+    fn as_str(&self) -> &str {
+        // Only ASCII digits were written.
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or_default()
+    }
+}
+
 pub(crate) fn host_header(headers: &http::HeaderMap) -> Option<&str> {
     find_header(headers, &http::header::HOST).and_then(|h| h.to_str().ok())
 }
@@ -181,6 +234,33 @@ mod tests {
         );
         let u: Uri = "http://[::1]:8080/".parse().unwrap();
         assert_eq!(url(&u, None, QueryPolicy::Keep), "http://[::1]:8080/");
+    }
+
+    #[test]
+    fn urls_from_parts() {
+        assert_eq!(
+            url_from_parts(
+                "http",
+                "[::1]",
+                Some(8080),
+                "/x",
+                Some("a=1&b"),
+                QueryPolicy::Redact
+            ),
+            "http://[::1]:8080/x?a=REDACTED&REDACTED"
+        );
+        assert_eq!(
+            url_from_parts("https", "api.internal", None, "/", None, QueryPolicy::Keep),
+            "https://api.internal/"
+        );
+        assert_eq!(
+            url_from_parts("http", "h", Some(0), "/", Some("q"), QueryPolicy::Strip),
+            "http://h:0/"
+        );
+        assert_eq!(
+            url_from_parts("http", "h", Some(65535), "/", None, QueryPolicy::Keep),
+            "http://h:65535/"
+        );
     }
 
     #[test]

@@ -75,7 +75,7 @@ where
     }
     if let Some(parent) = event.parent().and_then(|id| ctx.span(id)) {
         if let Some(BridgedSpan(state)) = bridged_in_scope(&parent) {
-            return Some(state.span.context());
+            return Some(state.context());
         }
     }
     current_context()

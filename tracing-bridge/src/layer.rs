@@ -14,7 +14,6 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
-use crate::counts::{Admit, ForeignLogCounts, SpanState};
 use crate::fields::FieldVisitor;
 
 /// How many logs a span keeps by default; later ones are dropped and
@@ -34,10 +33,6 @@ pub const LEVEL_FIELD: &str = "level";
 
 /// The log field holding the event's target (by default its module path).
 pub const TARGET_FIELD: &str = "target";
-
-/// How many spans started elsewhere can log at the same time and keep an
-/// exact count towards the cap.
-const FOREIGN_SPANS: usize = 4096;
 
 /// A [`Layer`] that bridges `tracing` onto OpenTracing: events become logs
 /// on the current OpenTracing span, and `tracing` spans inside a trace
@@ -70,7 +65,6 @@ pub struct OpenTracingLayer<T> {
     root_spans: bool,
     span_filter: Option<Targets>,
     dropped: Arc<AtomicU64>,
-    foreign: Arc<ForeignLogCounts>,
 }
 
 /// The number of logs an [`OpenTracingLayer`] dropped because a span had
@@ -107,7 +101,6 @@ impl<T: Tracer + 'static> OpenTracingLayer<T> {
             root_spans: false,
             span_filter: None,
             dropped: Arc::default(),
-            foreign: Arc::new(ForeignLogCounts::new(FOREIGN_SPANS)),
         }
     }
 
@@ -178,7 +171,7 @@ impl<T: Tracer + 'static> OpenTracingLayer<T> {
 
 impl<T: Clone> Clone for OpenTracingLayer<T> {
     /// Another layer with the same tracer and settings, sharing the dropped
-    /// log count and the log counts of spans.
+    /// log count.
     fn clone(&self) -> Self {
         OpenTracingLayer {
             tracer: self.tracer.clone(),
@@ -188,7 +181,6 @@ impl<T: Clone> Clone for OpenTracingLayer<T> {
             root_spans: self.root_spans,
             span_filter: self.span_filter.clone(),
             dropped: self.dropped.clone(),
-            foreign: self.foreign.clone(),
         }
     }
 }
@@ -208,7 +200,7 @@ impl<T> fmt::Debug for OpenTracingLayer<T> {
 /// What the layer keeps in the extensions of a `tracing` span it started an
 /// OpenTracing span for.
 #[derive(Clone, Debug)]
-pub(crate) struct BridgedSpan(pub(crate) Arc<SpanState>);
+pub(crate) struct BridgedSpan(pub(crate) SharedSpan);
 
 /// The OpenTracing span of a `tracing` span or its nearest ancestor that
 /// has one.
@@ -224,7 +216,6 @@ pub(crate) fn bridged_in_scope<'a, R: LookupSpan<'a>>(
 struct EnteredSpan {
     layer: u64,
     id: Id,
-    state: Arc<SpanState>,
     _entered: Entered,
 }
 
@@ -249,18 +240,15 @@ where
     }
     if let Some(parent) = attrs.parent().and_then(|id| ctx.span(id)) {
         if let Some(b) = bridged_in_scope(&parent) {
-            return Some(b.0.span.clone());
+            return Some(b.0);
         }
     }
     current_span()
 }
 
-/// The span an event is logged on, and its state if the bridge started it
-/// for the event's explicit parent.
-fn target_of<S>(
-    event: &Event<'_>,
-    ctx: &Context<'_, S>,
-) -> Option<(SharedSpan, Option<Arc<SpanState>>)>
+/// The span an event is logged on: its explicit parent's, or the current
+/// span.
+fn target_of<S>(event: &Event<'_>, ctx: &Context<'_, S>) -> Option<SharedSpan>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -269,51 +257,34 @@ where
     }
     if let Some(parent) = event.parent().and_then(|id| ctx.span(id)) {
         if let Some(b) = bridged_in_scope(&parent) {
-            return Some((b.0.span.clone(), Some(b.0)));
+            return Some(b.0);
         }
     }
-    let span = current_span()?;
-    Some((span, None))
+    current_span()
 }
 
 impl<T: Tracer + 'static> OpenTracingLayer<T> {
-    /// This layer's state for `span`, if it is the innermost span this
-    /// layer entered on this thread.
-    fn own_state(&self, span: &SharedSpan) -> Option<Arc<SpanState>> {
-        ENTERED
-            .try_with(|e| {
-                e.borrow()
-                    .iter()
-                    .rev()
-                    .find(|e| e.layer == self.id)
-                    .filter(|e| e.state.span.ptr_eq(span))
-                    .map(|e| e.state.clone())
-            })
-            .ok()
-            .flatten()
-    }
-
-    /// Counts a log offered to `span`; whether to keep it.
-    fn admit(&self, span: &SharedSpan, own: Option<&SpanState>) -> bool {
-        let admit = if let Some(state) = own {
-            state.admit(self.max_logs)
-        } else {
-            let cx = span.context();
-            self.foreign
-                .admit(cx.trace_id(), cx.span_id(), self.max_logs)
+    /// Whether `span` records and may take one more log. A log over the
+    /// cap is counted, here and on the span's [`LOGS_DROPPED_TAG`]. Two
+    /// threads logging on one span at once may pass the cap by a log each:
+    /// the bound holds, without a lock of its own.
+    fn admit(&self, span: &SharedSpan) -> bool {
+        let Some(logs) = span.log_count() else {
+            // Unrecorded spans cost this check and nothing more.
+            return false;
         };
-        match admit {
-            Admit::Log => true,
-            Admit::Drop { dropped } => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                // The bridge's own spans are tagged when they close; others
-                // may finish at any time.
-                if own.is_none() {
-                    span.set_tag(LOGS_DROPPED_TAG, dropped);
-                }
-                false
-            }
+        if (logs as u64) < self.max_logs {
+            return true;
         }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        span.with(|s| {
+            let dropped = s
+                .tag(LOGS_DROPPED_TAG)
+                .and_then(opentracing_api::TagValue::as_i64)
+                .unwrap_or(0);
+            s.set_tag(LOGS_DROPPED_TAG, dropped.saturating_add(1));
+        });
+        false
     }
 }
 
@@ -347,8 +318,8 @@ where
         let (Some(builder), Some(span)) = (builder, ctx.span(id)) else {
             return;
         };
-        let state = SpanState::new(builder.start_shared());
-        span.extensions_mut().insert(BridgedSpan(Arc::new(state)));
+        span.extensions_mut()
+            .insert(BridgedSpan(builder.start_shared()));
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -358,7 +329,7 @@ where
         else {
             return;
         };
-        let span = &state.0.span;
+        let span = &state.0;
         if span.is_recording() {
             values.record(&mut FieldVisitor::tags(|key, value| {
                 span.set_tag(key, value);
@@ -367,7 +338,7 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        let Some(BridgedSpan(state)) = ctx
+        let Some(BridgedSpan(span)) = ctx
             .span(id)
             .and_then(|s| s.extensions().get::<BridgedSpan>().cloned())
         else {
@@ -376,8 +347,7 @@ where
         let entered = EnteredSpan {
             layer: self.id,
             id: id.clone(),
-            _entered: state.span.enter(),
-            state,
+            _entered: span.enter(),
         };
         let _ = ENTERED.try_with(|e| e.borrow_mut().push(entered));
     }
@@ -396,29 +366,19 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(BridgedSpan(state)) = ctx
+        if let Some(BridgedSpan(span)) = ctx
             .span(&id)
             .and_then(|s| s.extensions_mut().remove::<BridgedSpan>())
-        else {
-            return;
-        };
-        let dropped = state.dropped(self.max_logs);
-        if dropped > 0 {
-            state.span.set_tag(LOGS_DROPPED_TAG, dropped);
+        {
+            span.finish();
         }
-        state.span.finish();
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let Some((span, own)) = target_of(event, &ctx) else {
+        let Some(span) = target_of(event, &ctx) else {
             return;
         };
-        // Unrecorded spans cost this check and nothing more.
-        if !span.is_recording() {
-            return;
-        }
-        let own = own.or_else(|| self.own_state(&span));
-        if !self.admit(&span, own.as_deref()) {
+        if !self.admit(&span) {
             return;
         }
         let meta = event.metadata();

@@ -202,7 +202,6 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-mod counts;
 mod fields;
 #[cfg(feature = "fmt")]
 mod format;

@@ -260,6 +260,19 @@ impl Span {
         self.recording.is_some()
     }
 
+    /// How many logs the span holds, or `None` when it records nothing
+    /// (instrumentation that caps logs per span reads it).
+    #[inline]
+    pub fn log_count(&self) -> Option<usize> {
+        self.recording.as_ref().map(|r| r.data.logs.len())
+    }
+
+    /// The value of one of the span's tags, if recorded.
+    pub fn tag(&self, key: &str) -> Option<&TagValue> {
+        let r = self.recording.as_ref()?;
+        r.data.tags.iter().find(|t| t.key == key).map(|t| &t.value)
+    }
+
     /// The operation name, if recorded.
     pub fn operation_name(&self) -> Option<&str> {
         self.recording.as_ref().map(|r| &*r.data.operation_name)
@@ -524,6 +537,12 @@ impl SharedSpan {
     #[inline]
     pub fn is_recording(&self) -> bool {
         lock(&self.0.span).is_recording()
+    }
+
+    /// See [`Span::log_count`].
+    #[inline]
+    pub fn log_count(&self) -> Option<usize> {
+        lock(&self.0.span).log_count()
     }
 
     /// See [`Span::set_operation_name`].

@@ -3,13 +3,17 @@
 //!
 //! ```text
 //! http-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled|fastrace|identity
-//!                   [--port N] [--workers N] [--upstream URL]
+//!                   [--port N] [--workers N] [--upstream URL] [--client hyper|reqwest]
 //! ```
 //!
 //! Routes: `GET /hello` (short text), `GET /users/{id}` (small JSON),
 //! `GET /status/{code}` (answers with that status), `GET /chain` (calls
 //! `{upstream}/downstream` through the mode's client instrumentation and
-//! returns its status). Our tracer is configured from the `JAEGER_*` /
+//! returns its status). `--client` picks the outgoing client: hyper-util's
+//! (default; our modes wrap it in our client layer) or reqwest through
+//! `reqwest-middleware` (our modes add our middleware; the OpenTelemetry
+//! and fastrace modes inject their `traceparent` by hand, as their users
+//! do for a client their stack has no middleware for). Our tracer is configured from the `JAEGER_*` /
 //! `OTEL_*` variables (service name `http-bench-server` unless set), with
 //! the sampler the mode names. The `otel-*` modes run tower-http's
 //! `TraceLayer` + `tracing-opentelemetry` + the `opentelemetry_sdk` batch
@@ -53,6 +57,42 @@ struct Args {
     port: u16,
     workers: usize,
     upstream: Option<String>,
+    reqwest: bool,
+}
+
+/// The client `/chain` calls its upstream with.
+#[derive(Clone)]
+enum Outgoing {
+    Hyper(Box<HttpClient>),
+    Reqwest(reqwest_middleware::ClientWithMiddleware),
+}
+
+impl Outgoing {
+    /// `GET url` with the headers `decorate` sets, the body drained: its
+    /// status.
+    async fn get(&self, url: &str, decorate: impl FnOnce(&mut http::HeaderMap)) -> StatusCode {
+        match self {
+            Outgoing::Hyper(client) => {
+                let Some(mut req) = request(url) else {
+                    return StatusCode::BAD_REQUEST;
+                };
+                decorate(req.headers_mut());
+                finish(client.request(req).await).await
+            }
+            Outgoing::Reqwest(client) => {
+                let mut headers = http::HeaderMap::new();
+                decorate(&mut headers);
+                match client.get(url).headers(headers).send().await {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let _ = resp.bytes().await;
+                        status
+                    }
+                    Err(_) => StatusCode::BAD_GATEWAY,
+                }
+            }
+        }
+    }
 }
 
 fn args() -> Result<Args, String> {
@@ -61,6 +101,7 @@ fn args() -> Result<Args, String> {
         port: 8090,
         workers: 1,
         upstream: None,
+        reqwest: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -70,7 +111,14 @@ fn args() -> Result<Args, String> {
             "--port" => a.port = value()?.parse().map_err(|_| "--port: not a port")?,
             "--workers" => a.workers = value()?.parse().map_err(|_| "--workers: not a number")?,
             "--upstream" => a.upstream = Some(value()?.trim_end_matches('/').to_owned()),
-            "-h" | "--help" => return Err("usage: http-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled|fastrace|identity [--port N] [--workers N] [--upstream URL]".into()),
+            "--client" => {
+                a.reqwest = match value()?.as_str() {
+                    "reqwest" => true,
+                    "hyper" => false,
+                    other => return Err(format!("--client: {other} is not hyper or reqwest")),
+                }
+            }
+            "-h" | "--help" => return Err("usage: http-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled|fastrace|identity [--port N] [--workers N] [--upstream URL] [--client hyper|reqwest]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -155,36 +203,47 @@ fn jaeger_tracer(mode: &str) -> Result<opentracing_jaeger::JaegerTracer, String>
 }
 
 /// Our layers with `tracer`, a concrete type as in an application (no
-/// `dyn Tracer` indirection).
+/// `dyn Tracer` indirection): the client layer on hyper, or the middleware
+/// on reqwest.
 fn ours<T: Tracer + Clone + 'static>(
     tracer: T,
-    client: HttpClient,
+    client: Outgoing,
     upstream: Option<Arc<str>>,
 ) -> Router {
-    let traced = ServiceBuilder::new()
-        .layer(ClientTracingLayer::new(tracer.clone()))
-        .service(client);
-    let chain: Chain = Arc::new(move |url| {
-        let traced = traced.clone();
-        Box::pin(async move {
-            match request(&url) {
-                Some(req) => finish(traced.oneshot(req).await).await,
-                None => StatusCode::BAD_REQUEST,
-            }
-        })
-    });
+    let chain: Chain = match client {
+        Outgoing::Hyper(client) => {
+            let traced = ServiceBuilder::new()
+                .layer(ClientTracingLayer::new(tracer.clone()))
+                .service(*client);
+            Arc::new(move |url| {
+                let traced = traced.clone();
+                Box::pin(async move {
+                    match request(&url) {
+                        Some(req) => finish(traced.oneshot(req).await).await,
+                        None => StatusCode::BAD_REQUEST,
+                    }
+                })
+            })
+        }
+        Outgoing::Reqwest(_) => {
+            let traced = Outgoing::Reqwest(
+                reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+                    .with(opentracing_reqwest::TracingMiddleware::new(tracer.clone()))
+                    .build(),
+            );
+            Arc::new(move |url| {
+                let traced = traced.clone();
+                Box::pin(async move { traced.get(&url, |_| {}).await })
+            })
+        }
+    };
     routes(AppState { upstream, chain }).layer(TracingLayer::new(tracer).with_axum_bodies())
 }
 
-fn bare(client: HttpClient, upstream: Option<Arc<str>>) -> Router {
+fn bare(client: Outgoing, upstream: Option<Arc<str>>) -> Router {
     let chain: Chain = Arc::new(move |url| {
         let client = client.clone();
-        Box::pin(async move {
-            match request(&url) {
-                Some(req) => finish(client.request(req).await).await,
-                None => StatusCode::BAD_REQUEST,
-            }
-        })
+        Box::pin(async move { client.get(&url, |_| {}).await })
     });
     routes(AppState { upstream, chain })
 }
@@ -192,7 +251,7 @@ fn bare(client: HttpClient, upstream: Option<Arc<str>>) -> Router {
 /// The OpenTelemetry stack as its users set it up.
 fn otel(
     mode: &str,
-    client: HttpClient,
+    client: Outgoing,
     upstream: Option<Arc<str>>,
 ) -> Result<(Router, opentelemetry_sdk::trace::SdkTracerProvider), String> {
     use opentelemetry::trace::TracerProvider as _;
@@ -215,17 +274,14 @@ fn otel(
     let chain: Chain = Arc::new(move |url| {
         let client = client.clone();
         Box::pin(async move {
-            let Some(mut req) = request(&url) else {
-                return StatusCode::BAD_REQUEST;
-            };
             let cx = tracing::Span::current().context();
-            opentelemetry::global::get_text_map_propagator(|p| {
-                p.inject_context(
-                    &cx,
-                    &mut opentelemetry_http::HeaderInjector(req.headers_mut()),
-                );
-            });
-            finish(client.request(req).await).await
+            client
+                .get(&url, |headers| {
+                    opentelemetry::global::get_text_map_propagator(|p| {
+                        p.inject_context(&cx, &mut opentelemetry_http::HeaderInjector(headers));
+                    });
+                })
+                .await
         })
     });
     let layer = tower_http::trace::TraceLayer::new_for_http()
@@ -244,7 +300,7 @@ fn otel(
 /// `traceparent` in, a root span per request, every request sampled), the
 /// Jaeger UDP reporter, and `traceparent` injected on the outgoing call
 /// under a client span.
-fn fastrace_app(client: HttpClient, upstream: Option<Arc<str>>) -> Result<Router, String> {
+fn fastrace_app(client: Outgoing, upstream: Option<Arc<str>>) -> Result<Router, String> {
     use fastrace::future::FutureExt as _;
 
     let host = std::env::var("JAEGER_AGENT_HOST").unwrap_or_else(|_| "127.0.0.1".into());
@@ -260,15 +316,17 @@ fn fastrace_app(client: HttpClient, upstream: Option<Arc<str>>) -> Result<Router
         let span = fastrace::Span::enter_with_local_parent("GET");
         Box::pin(
             async move {
-                let Some(mut req) = request(&url) else {
-                    return StatusCode::BAD_REQUEST;
-                };
-                if let Some(cx) = fastrace::prelude::SpanContext::current_local_parent() {
-                    if let Ok(v) = http::HeaderValue::try_from(cx.encode_w3c_traceparent()) {
-                        req.headers_mut().insert("traceparent", v);
-                    }
-                }
-                finish(client.request(req).await).await
+                let parent = fastrace::prelude::SpanContext::current_local_parent();
+                client
+                    .get(&url, |headers| {
+                        if let Some(cx) = parent {
+                            if let Ok(v) = http::HeaderValue::try_from(cx.encode_w3c_traceparent())
+                            {
+                                headers.insert("traceparent", v);
+                            }
+                        }
+                    })
+                    .await
             }
             .in_span(span),
         )
@@ -302,7 +360,13 @@ fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let client: HttpClient = Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let client = if args.reqwest {
+        Outgoing::Reqwest(reqwest_middleware::ClientBuilder::new(reqwest::Client::new()).build())
+    } else {
+        Outgoing::Hyper(Box::new(
+            Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
+        ))
+    };
     let upstream: Option<Arc<str>> = args.upstream.as_deref().map(Arc::from);
     let mut provider = None;
     let app = match args.mode.as_str() {

@@ -1,0 +1,229 @@
+//! The gRPC benchmark server: `bench.Echo` and the standard health check
+//! over plain HTTP/2, bare or behind our tonic layer, for load runs.
+//!
+//! ```text
+//! grpc-bench-server --mode bare|noop|unsampled|sampled [--port N] [--workers N]
+//! ```
+//!
+//! `bench.Echo` (`tonic-interceptor/echo-proto/proto/echo.proto`): `Unary`
+//! answers with status `code` when it is non-zero, else echoes the
+//! message; `ServerStream` sends three replies, then status `code`;
+//! `ClientStream` answers with the number of messages received (status
+//! `code` of the last one when non-zero); `Bidi` echoes each message, and
+//! ends with the status `code` of the first message that has one.
+//! `grpc.health.v1.Health/Check` answers `SERVING` (and is not traced).
+//!
+//! Modes: `bare` (no tracing), `noop` (our layer with the no-op tracer),
+//! `unsampled` and `sampled` (our layer with the Jaeger tracer configured
+//! from the `JAEGER_*` / `OTEL_*` variables, service name
+//! `grpc-bench-server` unless set, sampling nothing or everything).
+
+use std::pin::Pin;
+
+use grpc_echo_proto::{Echo, EchoReply, EchoRequest, EchoServer};
+use opentracing_api::NoopTracer;
+use opentracing_jaeger::sampler::ConstSampler;
+use opentracing_tonic::GrpcServerLayer;
+use tokio_stream::{Stream, StreamExt};
+use tonic::transport::Server;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+type ReplyStream = Pin<Box<dyn Stream<Item = Result<EchoReply, Status>> + Send>>;
+
+struct Args {
+    mode: String,
+    port: u16,
+    workers: usize,
+}
+
+const USAGE: &str =
+    "usage: grpc-bench-server --mode bare|noop|unsampled|sampled [--port N] [--workers N]";
+
+fn args() -> Result<Args, String> {
+    let mut a = Args {
+        mode: "bare".into(),
+        port: 50051,
+        workers: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--mode" => a.mode = value()?,
+            "--port" => a.port = value()?.parse().map_err(|_| "--port: not a port")?,
+            "--workers" => a.workers = value()?.parse().map_err(|_| "--workers: not a number")?,
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    if !["bare", "noop", "unsampled", "sampled"].contains(&a.mode.as_str()) {
+        return Err(format!("unknown mode {}\n{USAGE}", a.mode));
+    }
+    Ok(a)
+}
+
+/// The status a request asks for, if any.
+fn status_of(code: i32) -> Option<Status> {
+    (code != 0).then(|| Status::new(Code::from(code), format!("status {code} as requested")))
+}
+
+fn reply(message: String) -> EchoReply {
+    EchoReply { message }
+}
+
+/// `bench.Echo`.
+struct BenchEcho;
+
+#[tonic::async_trait]
+impl Echo for BenchEcho {
+    async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
+        let r = request.into_inner();
+        match status_of(r.code) {
+            Some(status) => Err(status),
+            None => Ok(Response::new(reply(r.message))),
+        }
+    }
+
+    type ServerStreamStream = ReplyStream;
+
+    async fn server_stream(
+        &self,
+        request: Request<EchoRequest>,
+    ) -> Result<Response<ReplyStream>, Status> {
+        let r = request.into_inner();
+        let replies = (0..3)
+            .map(|_| Ok(reply(r.message.clone())))
+            .collect::<Vec<_>>();
+        let end = status_of(r.code).map(Err);
+        Ok(Response::new(Box::pin(tokio_stream::iter(
+            replies.into_iter().chain(end),
+        ))))
+    }
+
+    async fn client_stream(
+        &self,
+        request: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<EchoReply>, Status> {
+        let mut incoming = request.into_inner();
+        let (mut n, mut code) = (0u64, 0);
+        while let Some(r) = incoming.next().await {
+            let r = r?;
+            n += 1;
+            code = r.code;
+        }
+        match status_of(code) {
+            Some(status) => Err(status),
+            None => Ok(Response::new(reply(n.to_string()))),
+        }
+    }
+
+    type BidiStream = ReplyStream;
+
+    async fn bidi(
+        &self,
+        request: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<ReplyStream>, Status> {
+        let mut failed = false;
+        let replies = request.into_inner().map_while(move |r| {
+            if failed {
+                return None;
+            }
+            Some(r.and_then(|r| match status_of(r.code) {
+                Some(status) => {
+                    failed = true;
+                    Err(status)
+                }
+                None => Ok(reply(r.message)),
+            }))
+        });
+        Ok(Response::new(Box::pin(replies)))
+    }
+}
+
+/// The Jaeger tracer the `unsampled` and `sampled` modes use.
+fn jaeger_tracer(mode: &str) -> Result<opentracing_jaeger::JaegerTracer, String> {
+    let has_name = std::env::var_os("JAEGER_SERVICE_NAME").is_some()
+        || std::env::var_os("OTEL_SERVICE_NAME").is_some();
+    let lookup = |k: &str| {
+        std::env::var(k).ok().or_else(|| {
+            (!has_name && k == "OTEL_SERVICE_NAME").then(|| "grpc-bench-server".to_owned())
+        })
+    };
+    // "Sampling nothing" means nothing, whatever the callers' metadata says.
+    let policy = opentracing_api::ExtractPolicy::default().with_trust_sampling(mode == "sampled");
+    opentracing_jaeger::builder_from_vars(&lookup)
+        .map_err(|e| e.to_string())?
+        .sampler(ConstSampler(mode == "sampled"))
+        .extract_policy(policy)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn main() {
+    let args = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.workers.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(args)) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .map_err(|e| format!("binding port {}: {e}", args.port))?;
+    println!(
+        "listening on {} ({} mode)",
+        listener.local_addr().map_err(|e| e.to_string())?,
+        args.mode
+    );
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<EchoServer<BenchEcho>>().await;
+    let echo = EchoServer::new(BenchEcho);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let served = match args.mode.as_str() {
+        "bare" => {
+            Server::builder()
+                .add_service(health)
+                .add_service(echo)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        "noop" => {
+            Server::builder()
+                .layer(GrpcServerLayer::new(NoopTracer))
+                .add_service(health)
+                .add_service(echo)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        mode => {
+            Server::builder()
+                .layer(GrpcServerLayer::new(jaeger_tracer(mode)?))
+                .add_service(health)
+                .add_service(echo)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    };
+    served.map_err(|e| e.to_string())
+}
