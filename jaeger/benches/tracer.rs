@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use opentracing_api::prelude::*;
 use opentracing_api::{FinishedSpan, MockTracer};
 use opentracing_jaeger::sampler::ConstSampler;
@@ -227,16 +227,6 @@ fn transports(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("encode_only_512_spans");
     g.throughput(Throughput::Elements(spans.len() as u64));
-    g.bench_function("otlp_protobuf", |b| {
-        use prost::Message;
-        b.iter_batched(
-            || (),
-            |()| {
-                opentracing_jaeger::transport::otlp_export_request(&process, &spans).encode_to_vec()
-            },
-            BatchSize::SmallInput,
-        )
-    });
     g.bench_function("binary_thrift", |b| {
         b.iter(|| HttpCollectorTransport::encode(&process, &spans))
     });

@@ -20,6 +20,8 @@ type Received = Vec<(ExportTraceServiceRequest, Option<String>)>;
 #[derive(Clone, Default)]
 struct Collector {
     requests: Arc<Mutex<Received>>,
+    /// Spans to report as rejected (OTLP partial success) in each reply.
+    reject: i64,
 }
 
 #[tonic::async_trait]
@@ -37,7 +39,14 @@ impl TraceService for Collector {
             .lock()
             .unwrap()
             .push((request.into_inner(), tenant));
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: (self.reject > 0).then(|| {
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
+                    rejected_spans: self.reject,
+                    error_message: "too old".into(),
+                }
+            }),
+        }))
     }
 }
 
@@ -111,4 +120,37 @@ fn otlp_grpc_export_reaches_a_trace_service() {
         opentelemetry_proto::tonic::trace::v1::span::SpanKind::Server as i32
     );
     assert!(root.parent_span_id.is_empty());
+}
+
+#[test]
+fn spans_a_collector_rejects_are_counted_as_failed_not_reported() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let collector = Collector {
+        reject: 2,
+        ..Collector::default()
+    };
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = rt.spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let tracer = JaegerTracer::builder("grpc-svc")
+        .exporter(Exporter::OtlpGrpc {
+            endpoint: format!("http://{addr}"),
+            headers: Vec::new(),
+        })
+        .build()
+        .unwrap();
+    for i in 0..5 {
+        tracer.span(format!("span-{i}")).start().finish();
+    }
+    tracer.close(Duration::from_secs(20)).unwrap();
+    server.abort();
+    let m = tracer.metrics().snapshot();
+    assert_eq!(collector.requests.lock().unwrap().len(), 1);
+    assert_eq!((m.spans_reported, m.spans_failed), (3, 2), "{m:?}");
 }

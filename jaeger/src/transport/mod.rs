@@ -21,17 +21,19 @@ mod http_collector;
 pub(crate) mod local;
 mod otlp;
 mod otlp_encode;
+#[cfg(test)]
+mod otlp_reference;
 pub(crate) mod thrift;
 mod udp;
 
 pub use http_collector::{CollectorAuth, HttpCollectorTransport};
 #[cfg(feature = "otlp-grpc")]
 pub use otlp::OtlpGrpcTransport;
-pub use otlp::{otlp_export_request, OtlpHttpTransport};
+pub use otlp::OtlpHttpTransport;
 
-/// The OTLP/protobuf body for these spans, as [`OtlpHttpTransport`] sends
-/// it: the bytes of `otlp_export_request(process, spans)` encoded by prost,
-/// written directly from the spans without building the messages.
+/// The OTLP/protobuf body (`ExportTraceServiceRequest`) for these spans, as
+/// the OTLP transports send it: written directly from the spans, without
+/// building intermediate messages.
 pub fn encode_otlp(process: &Process, spans: &[Box<FinishedSpan>]) -> Vec<u8> {
     otlp_encode::encode_export_request(process, spans)
 }

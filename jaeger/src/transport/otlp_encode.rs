@@ -6,7 +6,8 @@
 //! bytes straight from the finished spans: each message's length is
 //! computed first (protobuf prefixes nested messages with their length),
 //! then the message is written. `tests::matches_prost` checks that the
-//! bytes decode to exactly what `otlp_export_request` builds.
+//! bytes are exactly those of the same request built with the official
+//! `opentelemetry-proto` types and encoded by prost (a test-only reference).
 
 // Protobuf's int64 is written as the two's-complement varint of the value:
 // these casts are the wire format.
@@ -301,7 +302,7 @@ fn put_span(out: &mut Vec<u8>, s: &FinishedSpan, facts: &SpanFacts<'_>) {
 const SCOPE_NAME: &str = "opentracing-jaeger";
 const SCOPE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Encodes the same request as `otlp_export_request(process, spans)`.
+/// Encodes the `ExportTraceServiceRequest` for `spans` from `process`.
 pub(crate) fn encode_export_request(process: &Process, spans: &[Box<FinishedSpan>]) -> Vec<u8> {
     let service = TagValue::from(process.service_name.clone());
     let resource = ld_size(kv_size("service.name", &service))
@@ -386,7 +387,7 @@ mod tests {
         let spans = spans();
         let ours = encode_export_request(&process, &spans);
         let decoded = ExportTraceServiceRequest::decode(ours.as_slice()).unwrap();
-        let expected = super::super::otlp_export_request(&process, &spans);
+        let expected = super::super::otlp_reference::otlp_export_request(&process, &spans);
         assert_eq!(decoded, expected);
         assert_eq!(
             ours,
@@ -405,7 +406,10 @@ mod tests {
         spans[0].finish_time = spans[0].start_time - std::time::Duration::from_secs(3);
         let ours = encode_export_request(&process, &spans);
         let decoded = ExportTraceServiceRequest::decode(ours.as_slice()).unwrap();
-        assert_eq!(decoded, super::super::otlp_export_request(&process, &spans));
+        assert_eq!(
+            decoded,
+            super::super::otlp_reference::otlp_export_request(&process, &spans)
+        );
         let s = &decoded.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!(s.end_time_unix_nano, s.start_time_unix_nano);
     }
