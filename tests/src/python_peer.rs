@@ -79,22 +79,33 @@ impl ExportPeer {
     /// Starts the peer in `mode` (`udp`, `http`, `otlp`), waiting for
     /// `expected_spans` spans at most `timeout_secs`.
     pub fn start(mode: &str, expected_spans: usize, timeout_secs: u32, extra: &[&str]) -> Self {
+        let mut args = vec![
+            mode.to_owned(),
+            expected_spans.to_string(),
+            timeout_secs.to_string(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        Self::start_script("export_peer.py", &args)
+    }
+
+    /// Starts another receiving peer, `script_name` with `args`, that
+    /// prints `PORT <n>` first and one JSON document at its end.
+    pub fn start_script(script_name: &str, args: &[String]) -> Self {
         use std::io::BufRead;
         let mut child = Command::new(python())
-            .arg(script("export_peer.py"))
-            .args([mode, &expected_spans.to_string(), &timeout_secs.to_string()])
-            .args(extra)
+            .arg(script(script_name))
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start export_peer.py");
+            .unwrap_or_else(|e| panic!("start {script_name}: {e}"));
         let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read the PORT line");
         let port = line
             .strip_prefix("PORT ")
             .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("export_peer.py did not print its port: {line:?}"));
+            .unwrap_or_else(|| panic!("{script_name} did not print its port: {line:?}"));
         ExportPeer {
             child,
             stdout,
