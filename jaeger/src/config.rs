@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentracing_api::propagation::Propagator;
+use opentracing_api::Propagator;
 use opentracing_api::{
     B3Encoding, B3Propagator, BaggageLimits, CompositePropagator, ExtractPolicy, JaegerPropagator,
     Tag, TagValue, TraceContextPropagator, W3CBaggagePropagator,

@@ -4,12 +4,12 @@ use std::borrow::Cow;
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use opentracing_api::propagation::{ExtractError, InjectError, Propagator};
 use opentracing_api::{
     tags, Baggage, BaggageLimits, ExtractPolicy, Extractor, Format, Injector, ReferenceKind, Span,
     SpanContext, SpanId, SpanRecorder, StartSpanOptions, Tag, TagValue, TraceFlags, TraceId,
     Tracer,
 };
+use opentracing_api::{ExtractError, InjectError, Propagator};
 use tokio::sync::mpsc;
 
 use crate::ids::random_u64;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::Extensions;
-use opentracing_api::policy::strip_trace_headers;
+use opentracing_api::strip_trace_headers;
 use opentracing_api::{
     current_context, tags, Format, InjectPolicy, Span, SpanFutureExt, Tracer, TracerExt,
 };

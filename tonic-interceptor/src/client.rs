@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{Request, Response, Uri};
-use opentracing_api::policy::strip_trace_headers;
+use opentracing_api::strip_trace_headers;
 use opentracing_api::{tags, Format, InjectPolicy, Span, Tracer, TracerExt};
 use opentracing_tower::lifecycle::{run_in_span, tag_peer_host, RequestSpan, Side, SpanSettings};
 use tower_layer::Layer;

@@ -24,7 +24,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use opentracing_api::policy::strip_trace_headers;
+use opentracing_api::strip_trace_headers;
 use opentracing_api::{
     current_context, tags, ExtractPolicy, Format, SharedSpan, Tracer, TracerExt,
 };

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
-use opentracing_api::policy::strip_trace_headers;
+use opentracing_api::strip_trace_headers;
 use opentracing_api::{Format, InjectPolicy, Span, Tracer, TracerExt};
 use tower_layer::Layer;
 use tower_service::Service;

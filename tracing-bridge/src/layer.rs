@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use opentracing_api::current::Entered;
+use opentracing_api::Entered;
 use opentracing_api::{current_span, tags, Field, SharedSpan, Tracer, TracerExt};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};

@@ -45,6 +45,52 @@
 //! needs a tracing call for its outgoing calls to join the trace; use
 //! [`SpanFutureExt::with_current_span`] to carry it into `tokio::spawn`.
 //!
+//! # Propagation
+//!
+//! | propagator | headers |
+//! | --- | --- |
+//! | [`JaegerPropagator`] | `uber-trace-id`, `uberctx-{key}`, `jaeger-debug-id`, `jaeger-baggage`; plus Jaeger's binary format |
+//! | [`TraceContextPropagator`] | W3C `traceparent`, `tracestate` |
+//! | [`W3CBaggagePropagator`] | W3C `baggage` |
+//! | [`B3Propagator`] | B3 multi (`x-b3-*`) and single (`b3`) |
+//! | [`CompositePropagator`] | extracts the first format present, injects all |
+//!
+//! Extraction never panics and never trusts its input: a malformed value
+//! gives an [`ExtractError`] naming the header and the reason, oversized
+//! values are refused before any allocation, and baggage is bounded by
+//! [`BaggageLimits`].
+//!
+//! # The propagation policy
+//!
+//! Trace context and baggage can leak internal details (baggage may carry
+//! user ids), and callers can forge them (a forged sampled flag makes a
+//! service record everything, a forged debug id forces a trace). The model
+//! is a homeserver allowlist: trust incoming sampling decisions and baggage
+//! only from trusted callers ([`ExtractPolicy`]), and inject only towards
+//! trusted destinations ([`InjectPolicy`]).
+//!
+//! Every adapter and every extraction path of a tracer applies the same
+//! [`ExtractPolicy`]; every client adapter decides injection with the same
+//! [`InjectPolicy`] and removes forwarded trace headers with
+//! [`strip_trace_headers`].
+//!
+//! ```
+//! use opentracing_api::{ExtractPolicy, InjectPolicy, SpanContext, SpanId, TraceFlags, TraceId};
+//!
+//! // A public edge: continue callers' traces, decide sampling here, drop
+//! // their baggage and debug ids.
+//! let policy = ExtractPolicy::untrusted();
+//! let forged = SpanContext::new(TraceId::from_u64(7), SpanId::from_u64(9), TraceFlags::SAMPLED);
+//! let cx = policy.apply(Some(forged)).unwrap();
+//! assert_eq!(cx.trace_id(), TraceId::from_u64(7));
+//! assert!(!cx.is_sampling_decided(), "the local sampler decides");
+//!
+//! // Trace headers go to our own services only.
+//! let inject = InjectPolicy::allowlist(["*.internal", "localhost"]);
+//! assert!(inject.allows(Some("billing.internal")));
+//! assert!(!inject.allows(Some("api.partner.com")));
+//! ```
+//!
 //! # Robustness and limits
 //!
 //! Extractors return `Result<Option<SpanContext>, ExtractError>`: `Ok(None)`
@@ -60,13 +106,13 @@
 mod baggage;
 mod carrier;
 mod context;
-pub mod current;
+mod current;
 mod global;
 mod id;
 mod mock;
 mod noop;
-pub mod policy;
-pub mod propagation;
+mod policy;
+mod propagation;
 mod span;
 mod tag;
 mod tracer;
@@ -74,12 +120,12 @@ mod tracer;
 pub use baggage::{Baggage, BaggageError, BaggageLimits};
 pub use carrier::{Extractor, Format, Injector};
 pub use context::SpanContext;
-pub use current::{current_context, current_span, SpanFutureExt, WithSpan};
+pub use current::{current_context, current_span, Entered, SpanFutureExt, WithSpan};
 pub use global::{global_tracer, is_global_tracer_set, set_global_tracer, GlobalTracerAlreadySet};
 pub use id::{SpanId, TraceFlags, TraceId};
 pub use mock::MockTracer;
 pub use noop::NoopTracer;
-pub use policy::{ExtractPolicy, HostPattern, InjectPolicy};
+pub use policy::{is_trace_header, strip_trace_headers, ExtractPolicy, HostPattern, InjectPolicy};
 pub use propagation::{
     B3Encoding, B3Propagator, CompositePropagator, ExtractError, InjectError, JaegerHeaders,
     JaegerPropagator, NoopPropagator, Propagator, TraceContextPropagator, W3CBaggagePropagator,

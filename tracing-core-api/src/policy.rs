@@ -279,7 +279,7 @@ pub fn is_trace_header(name: &str, propagator: &dyn Propagator) -> bool {
 /// context only, and a destination the [`InjectPolicy`] denies gets none.
 ///
 /// ```
-/// use opentracing_api::{policy::strip_trace_headers, JaegerPropagator};
+/// use opentracing_api::{strip_trace_headers, JaegerPropagator};
 /// let mut h = http::HeaderMap::new();
 /// h.insert("traceparent", http::HeaderValue::from_static("00-..."));
 /// h.insert("uberctx-user", http::HeaderValue::from_static("alice"));
