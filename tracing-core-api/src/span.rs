@@ -522,7 +522,9 @@ impl SharedSpan {
         }
     }
 
-    /// A copy of the span's context.
+    /// A copy of the span's context. ([`Span::context`] lends it: a span
+    /// with one owner cannot change while it is borrowed, a shared one can,
+    /// through another handle, so it hands out a snapshot.)
     #[inline]
     pub fn context(&self) -> SpanContext {
         lock(&self.0.context).clone()
@@ -585,7 +587,8 @@ impl SharedSpan {
         self.with(|s| s.set_baggage_item(key, value))
     }
 
-    /// One baggage item.
+    /// One baggage item, copied for the same reason as
+    /// [`context`](Self::context).
     pub fn baggage_item(&self, key: &str) -> Option<String> {
         lock(&self.0.context).baggage_item(key).map(str::to_owned)
     }
