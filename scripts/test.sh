@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, including the interop tests against real
 # third-party implementations (PyPI jaeger-client, OpenTelemetry's Python
-# propagators), which it installs itself into .venv with pinned versions.
+# propagators, grpcio), which it installs itself into .venv with pinned
+# versions, and the HotROD browser test, for which it installs Debian's
+# Chromium and ChromeDriver when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,14 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   echo "$want" > "$stamp"
 fi
 export INTEROP_PYTHON="$PWD/$venv/bin/python"
+
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium and chromium-driver (the HotROD browser test)"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 
 echo "== cargo test"
 cargo test --workspace --all-features "$@"

@@ -142,6 +142,11 @@ impl<T: Tracer + 'static> Middleware for TracingMiddleware<T> {
             self.tracer
                 .inject(span.context(), Format::HttpHeaders, req.headers_mut());
         }
+        if !span.is_recording() {
+            // Nothing to record: the context went out in the headers, and
+            // nothing below this middleware starts spans.
+            return next.run(req, extensions).await;
+        }
         let span = span.into_shared();
         let mut request = RequestSpan::new(span.clone(), Cow::Borrowed(""), Side::Client);
         let result = next.run(req, extensions).with_span(span.clone()).await;
@@ -168,7 +173,7 @@ impl<T: Tracer> TracingMiddleware<T> {
             return None;
         }
         let name = self.name(req, extensions);
-        let mut span = self.tracer.span(name).child_of_opt(parent.as_ref()).start();
+        let mut span = self.tracer.span(name).with_extracted(parent).start();
         if span.is_recording() {
             self.tag(&mut span, req);
         }
