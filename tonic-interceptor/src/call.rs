@@ -1,7 +1,13 @@
 //! What the server and client layers share about one call: its side and
 //! deadline, and how a call that ends early is recorded.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How early a call may end and still count as having run out of time:
+/// the server's own deadline timer (tonic's) starts a moment before the
+/// layer reads `grpc-timeout`, so it fires a moment before the layer's
+/// deadline.
+const DEADLINE_SLACK: Duration = Duration::from_millis(10);
 
 use opentracing_tower::lifecycle::{RequestSpan, Side};
 use tonic::Code;
@@ -18,15 +24,22 @@ pub(crate) struct Call {
 
 impl Call {
     pub(crate) fn deadline_passed(self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
+        self.deadline
+            .is_some_and(|d| Instant::now() + DEADLINE_SLACK >= d)
     }
 
     /// Records the call's status. A `CANCELLED` or `DEADLINE_EXCEEDED`
     /// status that comes after the call's deadline is logged as a
     /// `deadline_exceeded` error (servers report a deadline they enforce
-    /// with either code).
+    /// with either code; tonic's says `CANCELLED`). The server span records
+    /// `DEADLINE_EXCEEDED`, what the call ran into; the client span the
+    /// code it received.
     pub(crate) fn record(self, t: &mut RequestSpan, code: Code, message: &str) {
         if matches!(code, Code::Cancelled | Code::DeadlineExceeded) && self.deadline_passed() {
+            let code = match self.side {
+                Side::Server => Code::DeadlineExceeded,
+                _ => code,
+            };
             let n = i32::from(code);
             t.span().set_tag(GRPC_STATUS_CODE, n);
             t.record_status(u16::try_from(n).unwrap_or(u16::MAX));

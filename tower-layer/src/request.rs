@@ -155,21 +155,7 @@ pub(crate) fn host_header(headers: &http::HeaderMap) -> Option<&str> {
     find_header(headers, &http::header::HOST).and_then(|h| h.to_str().ok())
 }
 
-/// The first value of `name`, as `HeaderMap::get`. Requests and responses
-/// have a handful of headers: comparing their names (an enum tag for the
-/// standard ones) costs a fraction of hashing `name`. (The API crate's
-/// `HeaderMap` carrier does the same, but lends bytes; this keeps the
-/// `HeaderValue`, whose `to_str` checks and converts in one pass.)
-pub(crate) fn find_header<'a>(
-    headers: &'a http::HeaderMap,
-    name: &http::HeaderName,
-) -> Option<&'a http::HeaderValue> {
-    if headers.keys_len() <= 16 {
-        headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
-    } else {
-        headers.get(name)
-    }
-}
+pub(crate) use opentracing_api::find_header;
 
 #[cfg(test)]
 mod tests {

@@ -111,6 +111,16 @@ fn first_value<'a>(
     }
 }
 
+/// The first value of `name` in `map`, as `HeaderMap::get` finds it, by
+/// comparing the few names of a small map rather than hashing `name`: the
+/// lookup the `HeaderMap` carrier uses, shared with the adapters that read
+/// other headers of the same requests and responses (`Host`,
+/// `Content-Length`, `grpc-status`).
+#[doc(hidden)]
+pub fn find_header<'a>(map: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
+    first_value(map, |k| k == name, || map.get(name))
+}
+
 impl Extractor for HeaderMap {
     fn get(&self, key: &str) -> Option<&[u8]> {
         first_value(
@@ -122,7 +132,7 @@ impl Extractor for HeaderMap {
     }
 
     fn get_header(&self, name: &HeaderName) -> Option<&[u8]> {
-        first_value(self, |k| k == name, || HeaderMap::get(self, name)).map(HeaderValue::as_bytes)
+        find_header(self, name).map(HeaderValue::as_bytes)
     }
 
     fn get_joined(&self, name: &HeaderName) -> Option<std::borrow::Cow<'_, [u8]>> {

@@ -118,6 +118,8 @@ mod tag;
 mod tracer;
 
 pub use baggage::{Baggage, BaggageError, BaggageLimits};
+#[doc(hidden)]
+pub use carrier::find_header;
 pub use carrier::{Extractor, Format, Injector};
 pub use context::SpanContext;
 pub use current::{current_context, current_span, Entered, SpanFutureExt, WithSpan};
