@@ -40,6 +40,14 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An environment variable that the configuration reads is set to a
+    /// value that is not valid UTF-8 (the value is not shown: it may be a
+    /// credential).
+    #[error("{var} is set to a value that is not valid UTF-8")]
+    NotUnicode {
+        /// The variable.
+        var: String,
+    },
     /// A setting is invalid or unsupported.
     #[error("{0}")]
     Invalid(String),

@@ -35,7 +35,8 @@
 //! of the Jaeger clients and of OpenTelemetry's SDKs. Where a Jaeger and
 //! an OpenTelemetry variable say the same thing, the Jaeger one wins. A
 //! value that cannot be used is an error naming the variable, never
-//! silently ignored.
+//! silently ignored; so is a value that is not valid UTF-8
+//! ([`ConfigError::NotUnicode`]).
 //!
 //! | variable | effect | default |
 //! | --- | --- | --- |

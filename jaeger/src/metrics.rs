@@ -62,8 +62,14 @@ metrics! {
     spans_finished => "jaeger_tracer_finished_spans_total", "{sampled=\"y\"}";
     /// Spans delivered to the backend.
     spans_reported => "jaeger_tracer_reporter_spans_total", "{result=\"ok\"}";
-    /// Spans dropped because the queue was full.
+    /// Spans dropped because the queue was full (not those dropped because
+    /// the tracer was closed: see `spans_dropped_closed`). Every finished
+    /// span ends up in exactly one of `spans_reported`, the
+    /// `spans_dropped_*` counters or `spans_failed`.
     spans_dropped_queue_full => "jaeger_tracer_reporter_spans_total", "{result=\"dropped\",reason=\"queue_full\"}";
+    /// Spans dropped because the reporter had stopped: finished after
+    /// `close` (or racing with it), or after the reporter thread died.
+    spans_dropped_closed => "jaeger_tracer_reporter_spans_total", "{result=\"dropped\",reason=\"closed\"}";
     /// Spans dropped because one span alone exceeded the UDP packet size.
     spans_dropped_too_large => "jaeger_tracer_reporter_spans_total", "{result=\"dropped\",reason=\"too_large\"}";
     /// Spans lost in batches the transport failed to send.
@@ -119,5 +125,9 @@ mod tests {
             1
         );
         assert_eq!(m.snapshot().spans_reported, 3);
+        Metrics::inc(&m.spans_dropped_closed);
+        assert!(m.prometheus_text().contains(
+            "jaeger_tracer_reporter_spans_total{result=\"dropped\",reason=\"closed\"} 1\n"
+        ));
     }
 }

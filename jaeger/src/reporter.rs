@@ -39,10 +39,29 @@ impl Reporter {
     /// from now on spans are dropped and counted, and so are those still
     /// queued, rather than left for nobody.
     pub(crate) fn stop_taking_spans(&self) {
-        self.closed
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        // SeqCst, with the load in `record` after its push: either that
+        // load sees `closed`, or this drain sees the pushed span (see
+        // `record`). Nothing is left in the queue uncounted.
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        self.drop_queued();
+    }
+
+    /// Whether the reporter was closed, read after a push. Paired with the
+    /// fence in `stop_taking_spans` (store `closed`, fence, drain): either
+    /// this load sees `closed`, or that drain sees the pushed span. On x86
+    /// the push's compare-exchange is already a full barrier, so the fence
+    /// costs little.
+    fn closed_after_push(&self) -> bool {
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        self.closed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Drops every queued span, counting it as dropped because the
+    /// reporter is closed.
+    fn drop_queued(&self) {
         while self.queue.pop().is_some() {
-            Metrics::inc(&self.metrics.spans_dropped_queue_full);
+            Metrics::inc(&self.metrics.spans_dropped_closed);
         }
     }
 
@@ -186,9 +205,15 @@ impl SpanRecorder for Reporter {
             return;
         }
         Metrics::inc(&self.metrics.spans_finished);
-        if self.closed.load(std::sync::atomic::Ordering::Relaxed) || self.queue.push(span).is_err()
-        {
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            Metrics::inc(&self.metrics.spans_dropped_closed);
+        } else if self.queue.push(span).is_err() {
             Metrics::inc(&self.metrics.spans_dropped_queue_full);
+        } else if self.closed_after_push() {
+            // `close` ran between the check above and the push, and its
+            // drain may have missed this span: drop what is queued (each
+            // span is popped, and counted, once, here or there).
+            self.drop_queued();
         } else if self.queue.len() >= self.batch_size
             && !self
                 .notified
@@ -265,9 +290,7 @@ pub(crate) async fn run(
             }
             // Every handle is gone: nothing can be queued any more.
             Some(None) => {
-                reporter
-                    .closed
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                reporter.stop_taking_spans();
                 return;
             }
         }

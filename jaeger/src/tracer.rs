@@ -243,8 +243,10 @@ impl JaegerTracer {
     }
 
     /// Sends every span finished so far and stops the background worker,
-    /// waiting at most `timeout`. Spans finished afterwards are dropped
-    /// (and counted).
+    /// waiting at most `timeout`. Spans finished afterwards, or racing
+    /// with the close, are dropped and counted in
+    /// [`MetricsSnapshot::spans_dropped_closed`](crate::MetricsSnapshot::spans_dropped_closed)
+    /// (`jaeger_tracer_reporter_spans_total{result="dropped",reason="closed"}`).
     pub fn close(&self, timeout: Duration) -> Result<(), FlushError> {
         let deadline = std::time::Instant::now() + timeout;
         let result = self.command(Command::Close, timeout);

@@ -245,6 +245,7 @@ fn a_full_queue_drops_and_counts_and_close_delivers_the_rest() {
     assert_eq!(m.spans_finished, 1000);
     assert!(m.spans_dropped_queue_full > 0, "{m:?}");
     assert_eq!(m.spans_dropped_queue_full + m.spans_reported, 1000, "{m:?}");
+    assert_eq!(m.spans_dropped_closed, 0, "{m:?}");
     assert_eq!(m.spans_reported as usize, store.spans().len());
     assert!(tracer.flush(T).is_err(), "closed");
 }
@@ -328,6 +329,138 @@ fn retryable_statuses_are_retried_and_permanent_ones_are_not() {
     let tracer = send_one(&bad);
     assert_eq!(bad.requests().len(), 1, "400 is not retried");
     assert_eq!(tracer.metrics().snapshot().spans_failed, 1);
+}
+
+#[test]
+fn otlp_http_partial_success_counts_rejected_spans_as_failed() {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceResponse,
+    };
+    let reply = ExportTraceServiceResponse {
+        partial_success: Some(ExportTracePartialSuccess {
+            rejected_spans: 2,
+            error_message: "2 spans are too old".into(),
+        }),
+    }
+    .encode_to_vec();
+    let server = HttpServer::start_with("127.0.0.1:0", 200, "application/x-protobuf", reply);
+    let tracer = JaegerTracer::builder("partial")
+        .exporter(Exporter::OtlpHttp {
+            url: server.url("/v1/traces"),
+            headers: vec![],
+        })
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    tracer.flush(T).unwrap();
+    for _ in 0..5 {
+        tracer.span("op").start().finish();
+    }
+    tracer.flush(T).unwrap();
+    assert_eq!(server.requests().len(), 1, "one batch");
+    assert_eq!(otlp_spans(&server), 5);
+    let m = tracer.metrics().snapshot();
+    assert_eq!((m.spans_reported, m.spans_failed), (3, 2), "{m:?}");
+    assert_eq!((m.batches_sent, m.batches_failed), (0, 1), "{m:?}");
+    assert_eq!(m.batch_retries, 0, "a partial success is not retried");
+    assert_accounted(&m);
+}
+
+#[test]
+fn otlp_http_replies_that_do_not_decode_count_the_batch_as_sent() {
+    for (content_type, body) in [
+        ("application/x-protobuf", vec![0x0a, 0x05, 0x08]),
+        ("application/x-protobuf", vec![0xff; 12]),
+        (
+            "application/x-protobuf",
+            b"<html>bad gateway</html>".to_vec(),
+        ),
+        ("text/plain", vec![0x0a, 0x02, 0x08, 0x02]),
+    ] {
+        let server = HttpServer::start_with("127.0.0.1:0", 200, content_type, body);
+        let tracer = JaegerTracer::builder("garbage")
+            .exporter(Exporter::OtlpHttp {
+                url: server.url("/v1/traces"),
+                headers: vec![],
+            })
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            tracer.span("op").start().finish();
+        }
+        tracer.flush(T).unwrap();
+        let m = tracer.metrics().snapshot();
+        assert_eq!((m.spans_reported, m.spans_failed), (3, 0), "{m:?}");
+    }
+}
+
+#[test]
+fn a_restarted_udp_agent_gets_the_batch_its_absence_refused() {
+    let bind = |addr: &str| {
+        let s = std::net::UdpSocket::bind(addr).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        s
+    };
+    let agent = bind("127.0.0.1:0");
+    let addr = agent.local_addr().unwrap().to_string();
+    let tracer = JaegerTracer::builder("udp-restart")
+        .exporter(Exporter::UdpAgent { addr: addr.clone() })
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let mut buf = vec![0; 65_536];
+    tracer.span("before").start().finish();
+    tracer.flush(T).unwrap();
+    assert!(agent.recv(&mut buf).unwrap() > 0);
+    // The agent goes away: this datagram draws an ICMP port unreachable,
+    // which the socket reports on its next send.
+    drop(agent);
+    tracer.span("lost in the restart").start().finish();
+    tracer.flush(T).unwrap();
+    let agent = bind(&addr);
+    tracer.span("after").start().finish();
+    tracer.flush(T).unwrap();
+    assert!(
+        agent.recv(&mut buf).unwrap() > 0,
+        "the retry reached the agent"
+    );
+    let m = tracer.metrics().snapshot();
+    assert_eq!((m.spans_reported, m.spans_failed), (3, 0), "{m:?}");
+    assert_eq!(m.batch_retries, 1, "{m:?}");
+}
+
+#[test]
+fn udp_packet_size_is_capped_at_the_largest_datagram() {
+    use opentracing_jaeger::transport::{UdpAgentTransport, MAX_PACKET_SIZE};
+    let agent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    agent.set_read_timeout(Some(T)).unwrap();
+    let transport =
+        UdpAgentTransport::with_max_packet_size(agent.local_addr().unwrap().to_string(), 1 << 20);
+    assert_eq!(transport.max_packet_size(), MAX_PACKET_SIZE);
+    assert_eq!(MAX_PACKET_SIZE, 65_507);
+    let tracer = JaegerTracer::builder("udp-cap")
+        .transport(transport)
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    tracer.flush(T).unwrap();
+    // Two spans of ~40 kB (tag values are cut at 4 kB: ten tags each): one
+    // datagram would be too large to send, two are not.
+    for name in ["a", "b"] {
+        let mut span = tracer.span(name);
+        for i in 0..10 {
+            span = span.tag(format!("t{i}"), "x".repeat(4000));
+        }
+        span.start().finish();
+    }
+    tracer.flush(T).unwrap();
+    let mut buf = vec![0; 1 << 17];
+    for _ in 0..2 {
+        let n = agent.recv(&mut buf).unwrap();
+        assert!(n > 40_000 && n <= MAX_PACKET_SIZE, "{n}");
+    }
+    let m = tracer.metrics().snapshot();
+    assert_eq!((m.spans_reported, m.spans_failed), (2, 0), "{m:?}");
 }
 
 fn wait_until(mut f: impl FnMut() -> bool) {
@@ -423,7 +556,70 @@ fn spans_after_close_are_dropped_and_counted() {
     tracer.close(T).unwrap();
     tracer.span("late").start().finish();
     assert_eq!(tracer.queue_len(), 0);
-    assert_eq!(tracer.metrics().snapshot().spans_dropped_queue_full, 1);
+    let m = tracer.metrics().snapshot();
+    assert_eq!((m.spans_dropped_closed, m.spans_dropped_queue_full), (1, 0));
+    assert!(tracer
+        .metrics()
+        .prometheus_text()
+        .contains("jaeger_tracer_reporter_spans_total{result=\"dropped\",reason=\"closed\"} 1\n"));
+}
+
+/// Every finished span is in exactly one outcome counter.
+fn assert_accounted(m: &opentracing_jaeger::MetricsSnapshot) {
+    assert_eq!(
+        m.spans_reported
+            + m.spans_dropped_queue_full
+            + m.spans_dropped_closed
+            + m.spans_dropped_too_large
+            + m.spans_failed,
+        m.spans_finished,
+        "{m:?}"
+    );
+}
+
+#[test]
+fn spans_racing_with_close_are_counted_as_closed_not_queue_full() {
+    for _ in 0..20 {
+        let store = InMemoryTransport::new();
+        // The queue holds every span these threads can finish: none is
+        // dropped because it was full.
+        let tracer = std::sync::Arc::new(
+            tracer_with(&store)
+                .queue_size(1 << 16)
+                .batch_size(64)
+                .build()
+                .unwrap(),
+        );
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (tracer, stop) = (tracer.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 10_000 {
+                        tracer.span("racing").start().finish();
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        // Close while they are finishing spans.
+        std::thread::sleep(Duration::from_micros(300));
+        tracer.close(T).unwrap();
+        // Some more after the close, then stop.
+        std::thread::sleep(Duration::from_millis(2));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in threads {
+            t.join().unwrap();
+        }
+        tracer.span("after close").start().finish();
+        let m = tracer.metrics().snapshot();
+        assert_eq!(m.spans_dropped_queue_full, 0, "{m:?}");
+        assert!(m.spans_dropped_closed > 0, "{m:?}");
+        assert_eq!(tracer.queue_len(), 0, "nothing left queued for nobody");
+        assert_eq!(m.spans_reported as usize, store.spans().len());
+        assert_accounted(&m);
+    }
 }
 
 #[test]

@@ -176,8 +176,34 @@ fn parse_propagation(
 
 /// A builder configured from the process environment; adjust it further in
 /// code, then call `build`.
+///
+/// A variable the configuration reads whose value is not valid UTF-8 is an
+/// error naming it ([`ConfigError::NotUnicode`]), never taken as unset.
+/// Variables the configuration does not read are not looked at.
 pub fn builder_from_env() -> Result<JaegerTracerBuilder, ConfigError> {
-    builder_from_vars(&|name| std::env::var(name).ok())
+    builder_from_os_vars(&|name| std::env::var_os(name))
+}
+
+/// [`builder_from_vars`] over raw (`OsString`) values: the first variable
+/// read whose value is not UTF-8 is the error (it may be why another
+/// variable looked wrong, such as a missing service name).
+pub(crate) fn builder_from_os_vars(
+    lookup: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<JaegerTracerBuilder, ConfigError> {
+    let not_unicode = std::cell::RefCell::new(None);
+    let result = builder_from_vars(&|name| {
+        let value = lookup(name)?.into_string().ok();
+        if value.is_none() {
+            not_unicode
+                .borrow_mut()
+                .get_or_insert_with(|| name.to_owned());
+        }
+        value
+    });
+    match not_unicode.into_inner() {
+        Some(var) => Err(ConfigError::NotUnicode { var }),
+        None => result,
+    }
 }
 
 /// A builder configured from the variables `lookup` returns (for tests and
@@ -572,6 +598,94 @@ fn propagation(
 mod tests {
     use super::parse_duration;
     use std::time::Duration;
+
+    /// Builds from these variables, `None` values being non-UTF-8.
+    #[cfg(unix)]
+    fn from_os(
+        vars: &[(&str, Option<&str>)],
+    ) -> Result<super::JaegerTracerBuilder, super::ConfigError> {
+        use std::os::unix::ffi::OsStringExt;
+        let vars: Vec<(String, std::ffi::OsString)> = vars
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Some(v) => (*v).into(),
+                    None => std::ffi::OsString::from_vec(vec![b's', 0xff, 0xfe]),
+                };
+                ((*k).to_owned(), v)
+            })
+            .collect();
+        super::builder_from_os_vars(&|name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[cfg(unix)]
+    fn not_unicode(vars: &[(&str, Option<&str>)]) -> String {
+        match from_os(vars) {
+            Err(super::ConfigError::NotUnicode { var }) => var,
+            Err(e) => panic!("{vars:?}: {e}"),
+            Ok(_) => panic!("{vars:?} was accepted"),
+        }
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn non_utf8_variables_are_errors_naming_them_not_unset() {
+        let svc = ("JAEGER_SERVICE_NAME", Some("svc"));
+        assert_eq!(
+            not_unicode(&[("JAEGER_SERVICE_NAME", None)]),
+            "JAEGER_SERVICE_NAME"
+        );
+        // Unset, it would fall back to OTEL_SERVICE_NAME.
+        assert_eq!(
+            not_unicode(&[
+                ("JAEGER_SERVICE_NAME", None),
+                ("OTEL_SERVICE_NAME", Some("b"))
+            ]),
+            "JAEGER_SERVICE_NAME"
+        );
+        // Unset, it would quietly choose another sampler.
+        assert_eq!(
+            not_unicode(&[svc, ("JAEGER_SAMPLER_TYPE", None)]),
+            "JAEGER_SAMPLER_TYPE"
+        );
+        assert_eq!(
+            not_unicode(&[
+                svc,
+                ("JAEGER_ENDPOINT", Some("http://c:14268/api/traces")),
+                ("JAEGER_PASSWORD", None),
+                ("JAEGER_USER", Some("u"))
+            ]),
+            "JAEGER_PASSWORD"
+        );
+        // A variable `${VAR}` in a value refers to is read too.
+        assert_eq!(
+            not_unicode(&[
+                svc,
+                ("JAEGER_TAGS", Some("a=${MY_TAG:x}")),
+                ("MY_TAG", None)
+            ]),
+            "MY_TAG"
+        );
+        // The value is not shown (it may be a secret).
+        let e = from_os(&[
+            svc,
+            ("JAEGER_AUTH_TOKEN", None),
+            ("JAEGER_ENDPOINT", Some("http://c/api/traces")),
+        ])
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("JAEGER_AUTH_TOKEN") && e.contains("UTF-8"),
+            "{e}"
+        );
+        assert!(!e.contains('\u{fffd}'), "{e}");
+        // Variables the configuration does not read are not looked at.
+        assert!(from_os(&[svc, ("SOMETHING_ELSE", None)]).is_ok());
+        assert!(from_os(&[svc, ("MY_TAG", None)]).is_ok());
+    }
 
     #[test]
     fn go_durations_and_milliseconds() {

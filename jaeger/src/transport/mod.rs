@@ -37,7 +37,9 @@ pub use otlp::OtlpHttpTransport;
 pub fn encode_otlp(process: &Process, spans: &[Box<FinishedSpan>]) -> Vec<u8> {
     otlp_encode::encode_export_request(process, spans)
 }
-pub use udp::UdpAgentTransport;
+pub use udp::{
+    UdpAgentTransport, DEFAULT_MAX_PACKET_SIZE, DEFAULT_RESOLVE_TIMEOUT, MAX_PACKET_SIZE,
+};
 
 /// Checks an exporter or sampling-server URL: absolute, with a host, and
 /// `http://`. This build has no TLS: an `https://` endpoint would accept
@@ -178,6 +180,16 @@ impl HttpEndpoint {
         bytes: Vec<u8>,
         n: usize,
     ) -> Result<SendOutcome, TransportError> {
+        self.post(content_type, bytes).await?;
+        Ok(SendOutcome::sent(n))
+    }
+
+    /// POSTs `bytes` and returns the successful reply.
+    pub(crate) async fn post(
+        &self,
+        content_type: &'static str,
+        bytes: Vec<u8>,
+    ) -> Result<Reply, TransportError> {
         let mut req = http::Request::post(self.uri.clone())
             .header(http::header::CONTENT_TYPE, content_type)
             .body(body(http_body_util::Full::new(Bytes::from(bytes))))
@@ -185,9 +197,21 @@ impl HttpEndpoint {
         for (k, v) in &self.headers {
             req.headers_mut().insert(k.clone(), v.clone());
         }
-        post(&self.client, req, self.timeout).await?;
-        Ok(SendOutcome::sent(n))
+        post(&self.client, req, self.timeout).await
     }
+}
+
+/// The most of a reply's body that is read.
+pub(crate) const MAX_REPLY_BODY: usize = 64 * 1024;
+
+/// A successful (2xx) HTTP reply.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    /// Its `Content-Type`.
+    pub(crate) content_type: Option<http::HeaderValue>,
+    /// Its body; `None` when it could not be read in time, or was longer
+    /// than [`MAX_REPLY_BODY`].
+    pub(crate) body: Option<Bytes>,
 }
 
 /// Sends one HTTP request with a timeout, mapping failures to
@@ -196,21 +220,26 @@ pub(crate) async fn post(
     client: &HttpClient,
     req: http::Request<BoxBody<Bytes, std::convert::Infallible>>,
     timeout: Duration,
-) -> Result<(), TransportError> {
+) -> Result<Reply, TransportError> {
     let resp = match tokio::time::timeout(timeout, client.request(req)).await {
         Err(_) => return Err(TransportError::Retryable("request timed out".into())),
         Ok(Err(e)) => return Err(TransportError::Retryable(e.to_string())),
         Ok(Ok(resp)) => resp,
     };
     let status = resp.status();
-    // Drain (a bounded amount of) the body so the connection can be reused.
-    let _ = tokio::time::timeout(
+    let content_type = resp.headers().get(http::header::CONTENT_TYPE).cloned();
+    // Read (a bounded amount of) the body, which also lets the connection
+    // be reused.
+    let body = tokio::time::timeout(
         timeout,
-        http_body_util::Limited::new(resp.into_body(), 64 * 1024).collect(),
+        http_body_util::Limited::new(resp.into_body(), MAX_REPLY_BODY).collect(),
     )
-    .await;
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .map(http_body_util::Collected::to_bytes);
     if status.is_success() {
-        Ok(())
+        Ok(Reply { content_type, body })
     } else if retryable_status(status) {
         Err(TransportError::Retryable(format!("HTTP {status}")))
     } else {

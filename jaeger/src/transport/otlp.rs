@@ -14,13 +14,17 @@ use std::time::Duration;
 
 use opentracing_api::FinishedSpan;
 
-#[cfg(feature = "otlp-grpc")]
-use super::SendOutcome;
-use super::{HttpEndpoint, SendFuture, Transport, TransportError};
+use super::{HttpEndpoint, Reply, SendFuture, SendOutcome, Transport, TransportError};
 use crate::process::Process;
 
 /// OTLP over HTTP with protobuf bodies: `POST {endpoint}/v1/traces`
 /// (port 4318).
+///
+/// A collector may accept only part of a batch: a `200` reply whose
+/// `ExportTraceServiceResponse` carries `partial_success.rejected_spans`
+/// has that many spans counted as failed, not sent. A reply body that is
+/// not protobuf, or does not decode, counts the batch as fully sent (and
+/// is logged at debug level).
 #[derive(Debug)]
 pub struct OtlpHttpTransport {
     endpoint: HttpEndpoint,
@@ -57,14 +61,171 @@ impl Transport for OtlpHttpTransport {
         // Written directly: see `otlp_encode` (same bytes as prost, no
         // intermediate messages).
         let bytes = super::otlp_encode::encode_export_request(process, spans);
-        Box::pin(
-            self.endpoint
-                .post_batch("application/x-protobuf", bytes, spans.len()),
-        )
+        let n = spans.len();
+        Box::pin(async move {
+            let reply = self.endpoint.post("application/x-protobuf", bytes).await?;
+            Ok(http_outcome(n, &reply))
+        })
     }
 
     fn name(&self) -> &'static str {
         "otlp-http"
+    }
+}
+
+/// What a successful OTLP/HTTP reply says of a batch of `n` spans: all
+/// sent, unless it is an `ExportTraceServiceResponse` reporting rejected
+/// spans.
+fn http_outcome(n: usize, reply: &Reply) -> SendOutcome {
+    let protobuf = reply.content_type.as_ref().is_none_or(|ct| {
+        ct.to_str()
+            .is_ok_and(|ct| ct.to_ascii_lowercase().contains("protobuf"))
+    });
+    if !protobuf {
+        log::debug!(
+            "OTLP/HTTP reply of type {:?} is not protobuf: the batch is counted as sent",
+            reply.content_type
+        );
+        return SendOutcome::sent(n);
+    }
+    let Some(body) = &reply.body else {
+        log::debug!("OTLP/HTTP reply body unreadable or too long: the batch is counted as sent");
+        return SendOutcome::sent(n);
+    };
+    let Some(partial) = PartialSuccess::decode(body) else {
+        log::debug!(
+            "OTLP/HTTP reply body ({} bytes) is not an ExportTraceServiceResponse: the batch is counted as sent",
+            body.len()
+        );
+        return SendOutcome::sent(n);
+    };
+    partial_outcome(n, &partial)
+}
+
+/// The outcome of `n` spans given the collector's partial success.
+fn partial_outcome(n: usize, partial: &PartialSuccess) -> SendOutcome {
+    let message: String = partial.error_message.chars().take(256).collect();
+    if partial.rejected_spans < 0 {
+        log::debug!(
+            "the OTLP collector reports {} rejected spans: ignored",
+            partial.rejected_spans
+        );
+    }
+    let rejected = usize::try_from(partial.rejected_spans).unwrap_or(0).min(n);
+    if rejected > 0 {
+        log::warn!("the OTLP collector rejected {rejected} of {n} spans: {message:?}");
+    } else if !message.is_empty() {
+        log::info!("the OTLP collector accepted {n} spans with a warning: {message:?}");
+    }
+    let mut outcome = SendOutcome::sent(n - rejected);
+    outcome.failed = rejected;
+    outcome
+}
+
+/// The part of an `ExportTraceServiceResponse` that matters here: its
+/// `partial_success` (field 1), an `ExportTracePartialSuccess` with
+/// `rejected_spans` (field 1, `int64`) and `error_message` (field 2).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct PartialSuccess {
+    pub(crate) rejected_spans: i64,
+    pub(crate) error_message: String,
+}
+
+impl PartialSuccess {
+    /// Decodes an `ExportTraceServiceResponse` (skipping unknown fields, as
+    /// protobuf readers do); `None` if it is malformed. Never panics.
+    pub(crate) fn decode(mut buf: &[u8]) -> Option<Self> {
+        let mut out = PartialSuccess::default();
+        while !buf.is_empty() {
+            let (field, wire) = pb::key(&mut buf)?;
+            match (field, wire) {
+                // Repeated occurrences of a message field merge.
+                (1, pb::LEN) => out.merge_partial(pb::bytes(&mut buf)?)?,
+                (1, _) => return None,
+                _ => pb::skip(&mut buf, wire)?,
+            }
+        }
+        Some(out)
+    }
+
+    fn merge_partial(&mut self, mut buf: &[u8]) -> Option<()> {
+        while !buf.is_empty() {
+            let (field, wire) = pb::key(&mut buf)?;
+            match (field, wire) {
+                // `int64` is two's complement on the wire.
+                (1, pb::VARINT) => {
+                    self.rejected_spans = i64::from_le_bytes(pb::varint(&mut buf)?.to_le_bytes());
+                }
+                (2, pb::LEN) => {
+                    self.error_message = String::from_utf8_lossy(pb::bytes(&mut buf)?).into_owned();
+                }
+                (1 | 2, _) => return None,
+                _ => pb::skip(&mut buf, wire)?,
+            }
+        }
+        Some(())
+    }
+}
+
+/// Just enough of the protobuf wire format to read a reply, bounds-checked
+/// everywhere: a malformed input is `None`.
+mod pb {
+    pub(super) const VARINT: u8 = 0;
+    const I64: u8 = 1;
+    pub(super) const LEN: u8 = 2;
+    const I32: u8 = 5;
+
+    pub(super) fn varint(buf: &mut &[u8]) -> Option<u64> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let (&b, rest) = buf.split_first()?;
+            *buf = rest;
+            // The tenth byte holds the 64th bit only.
+            if i == 9 && b > 1 {
+                return None;
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// A field's number and wire type.
+    pub(super) fn key(buf: &mut &[u8]) -> Option<(u64, u8)> {
+        let k = varint(buf)?;
+        let field = k >> 3;
+        if field == 0 || field > u64::from(u32::MAX >> 3) {
+            return None;
+        }
+        Some((field, u8::try_from(k & 7).ok()?))
+    }
+
+    fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if buf.len() < n {
+            return None;
+        }
+        let (head, rest) = buf.split_at(n);
+        *buf = rest;
+        Some(head)
+    }
+
+    /// A length-delimited field's bytes.
+    pub(super) fn bytes<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let n = usize::try_from(varint(buf)?).ok()?;
+        take(buf, n)
+    }
+
+    /// Skips a field's value (groups, deprecated, are refused).
+    pub(super) fn skip(buf: &mut &[u8], wire: u8) -> Option<()> {
+        match wire {
+            VARINT => varint(buf).map(drop),
+            I64 => take(buf, 8).map(drop),
+            LEN => bytes(buf).map(drop),
+            I32 => take(buf, 4).map(drop),
+            _ => None,
+        }
     }
 }
 
@@ -242,6 +403,133 @@ mod grpc_codec {
             ExportTraceServiceResponse::decode(bytes)
                 .map(Some)
                 .map_err(|e| Status::internal(format!("undecodable OTLP response: {e}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceResponse,
+    };
+    use prost::Message;
+
+    fn response(rejected: i64, message: &str) -> Vec<u8> {
+        ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: rejected,
+                error_message: message.into(),
+            }),
+        }
+        .encode_to_vec()
+    }
+
+    fn reply(content_type: Option<&'static str>, body: &[u8]) -> Reply {
+        Reply {
+            content_type: content_type.map(http::HeaderValue::from_static),
+            body: Some(bytes::Bytes::copy_from_slice(body)),
+        }
+    }
+
+    #[test]
+    fn partial_success_decodes_as_prost_encodes_it() {
+        for (rejected, message) in [
+            (0, ""),
+            (3, "span too old"),
+            (i64::MAX, "max"),
+            (-1, "negative"),
+            (300, "é\u{0}"),
+        ] {
+            let got = PartialSuccess::decode(&response(rejected, message)).unwrap();
+            assert_eq!(got.rejected_spans, rejected);
+            assert_eq!(got.error_message, message);
+        }
+        // No partial_success at all (prost writes nothing), and the same
+        // with an unknown field of each wire type around it.
+        assert_eq!(
+            PartialSuccess::decode(&ExportTraceServiceResponse::default().encode_to_vec()),
+            Some(PartialSuccess::default())
+        );
+        let mut body = vec![0x10, 0x96, 0x01, 0x19, 1, 2, 3, 4, 5, 6, 7, 8];
+        body.extend(response(2, "x"));
+        body.extend([0x25, 1, 2, 3, 4, 0x2a, 1, 0xff]);
+        let got = PartialSuccess::decode(&body).unwrap();
+        assert_eq!((got.rejected_spans, got.error_message.as_str()), (2, "x"));
+    }
+
+    #[test]
+    fn rejected_spans_are_failed_not_sent() {
+        let body = response(2, "quota");
+        for ct in [None, Some("application/x-protobuf")] {
+            let out = http_outcome(5, &reply(ct, &body));
+            assert_eq!((out.sent, out.failed, out.too_large), (3, 2, 0));
+        }
+        // Never more than the batch, never negative.
+        assert_eq!(http_outcome(1, &reply(None, &body)).failed, 1);
+        assert_eq!(
+            http_outcome(4, &reply(None, &response(-7, ""))),
+            SendOutcome::sent(4)
+        );
+        // A JSON reply is not read as protobuf.
+        assert_eq!(
+            http_outcome(4, &reply(Some("application/json"), &body)),
+            SendOutcome::sent(4)
+        );
+    }
+
+    #[test]
+    fn garbage_replies_count_as_fully_sent_and_never_panic() {
+        let good = response(9, "a message long enough to be cut anywhere");
+        // Every truncation of a good reply, and each byte corrupted.
+        let mut bodies: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+        for i in 0..good.len() {
+            for b in [0x00, 0x7f, 0x80, 0xff] {
+                let mut v = good.clone();
+                v[i] = b;
+                bodies.push(v);
+            }
+        }
+        // Pseudo-random bytes.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for len in 0..2000 {
+            bodies.push(
+                (0..len % 64)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x.to_le_bytes()[0]
+                    })
+                    .collect(),
+            );
+        }
+        // Known-bad shapes: an overlong varint, a length past the end, a
+        // huge length, a group, field 0, partial_success of the wrong type.
+        bodies.extend([
+            vec![
+                0x0a, 0x0b, 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+            ],
+            vec![0x0a, 0x05, 0x08, 0x01],
+            vec![
+                0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+            ],
+            vec![0x0b, 0x08, 0x01, 0x0c],
+            vec![0x00, 0x01],
+            vec![0x08, 0x03],
+            b"{\"partialSuccess\":{\"rejectedSpans\":\"2\"}}".to_vec(),
+        ]);
+        for body in &bodies {
+            let out = http_outcome(5, &reply(Some("application/x-protobuf"), body));
+            assert_eq!(out.sent + out.failed, 5, "{body:?}");
+            if PartialSuccess::decode(body).is_none() {
+                assert_eq!(out, SendOutcome::sent(5), "{body:?}");
+            }
+        }
+        for bad in &bodies[bodies.len() - 7..] {
+            assert_eq!(PartialSuccess::decode(bad), None, "{bad:?}");
         }
     }
 }

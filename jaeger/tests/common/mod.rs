@@ -1,5 +1,5 @@
 //! A minimal real HTTP/1.1 server on 127.0.0.1 for the tracer's tests:
-//! answers every request with a fixed status and body, and keeps what it
+//! answers every request with a fixed status, content type and body, and keeps what it
 //! received. It answers `Connection: close`, so clients reconnect.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,6 +30,17 @@ impl HttpServer {
     }
 
     pub fn start_on(addr: &str, status: u16, body: &'static str) -> Self {
+        Self::start_with(addr, status, "application/json", body.as_bytes())
+    }
+
+    /// Answers with this content type and (binary) body.
+    pub fn start_with(
+        addr: &str,
+        status: u16,
+        content_type: &'static str,
+        body: impl Into<Vec<u8>>,
+    ) -> Self {
+        let body: Arc<[u8]> = body.into().into();
         let listener = TcpListener::bind(addr).unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -40,7 +51,7 @@ impl HttpServer {
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let _ = handle(stream, status, body, &r);
+                        let _ = handle(stream, status, content_type, &body, &r);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -75,7 +86,8 @@ impl Drop for HttpServer {
 fn handle(
     stream: TcpStream,
     status: u16,
-    body: &str,
+    content_type: &str,
+    body: &[u8],
     received: &Mutex<Vec<Received>>,
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
@@ -113,9 +125,10 @@ fn handle(
     let mut stream = stream;
     write!(
         stream,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
+    stream.write_all(body)?;
     stream.flush()
 }
 
