@@ -11,7 +11,8 @@
 //! Handlers make no tracing calls: the server span is the current span
 //! while they run, so the client layer (and the reqwest and tonic adapters)
 //! parent their spans on it. A handler that wants to add tags finds the
-//! span in the request's extensions (`SharedSpan`), or with the `axum`
+//! span with `opentracing_api::current_span()`, in the request's extensions
+//! (a `SharedSpan`, for the spans the tracer records), or with the `axum`
 //! feature through the `CurrentSpan` extractor.
 //!
 //! Adapters depend only on `opentracing-api`: any tracer works (the Jaeger
@@ -47,8 +48,9 @@ mod axum_support {
     use opentracing_api::{SharedSpan, Span};
 
     /// The request's server span, for handlers that want to add tags, logs
-    /// or baggage. Outside a [`TracingLayer`](crate::TracingLayer) it is a
-    /// no-op span.
+    /// or baggage: the one in the request's extensions (a span the tracer
+    /// records), else the current span (one it does not record), else,
+    /// outside any trace, a no-op span.
     ///
     /// ```
     /// use opentracing_tower::CurrentSpan;
@@ -69,6 +71,7 @@ mod axum_support {
                     .extensions
                     .get::<SharedSpan>()
                     .cloned()
+                    .or_else(opentracing_api::current_span)
                     .unwrap_or_else(|| Span::noop().into_shared()),
             ))
         }

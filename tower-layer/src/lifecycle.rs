@@ -141,6 +141,7 @@ pub(crate) use span_settings_methods;
 
 /// Tags every request span gets: `span.kind`, `component`, `http.method`,
 /// `http.url`. Call it only for spans that record (`span.is_recording()`).
+#[inline]
 pub fn tag_request(
     span: &mut Span,
     side: Side,
@@ -186,6 +187,7 @@ pub fn traced_body<B: http_body::Body>(body: B, request: RequestSpan) -> crate::
 /// Tags the peer's address: `peer.ipv4` or `peer.ipv6`, and `peer.port`.
 /// IPv4 clients of a dual-stack listener (`::ffff:a.b.c.d`) are tagged as
 /// IPv4.
+#[inline]
 pub fn tag_peer_addr(span: &mut Span, addr: SocketAddr) {
     let ip = addr.ip().to_canonical();
     span.set_tag(

@@ -64,10 +64,10 @@ impl Default for ServerConfig {
 /// `SocketAddr` or axum `ConnectInfo` extension), and `error=true` with an
 /// error log for 5xx responses, service errors, panics, body errors and
 /// responses abandoned by the client. It is the current span while the
-/// inner service runs, and is in the request's extensions as a
-/// [`SharedSpan`](opentracing_api::SharedSpan) (except with a no-op tracer, and for requests the filter
-/// skips: read it with `CurrentSpan`, which falls back to a no-op span). It
-/// finishes when the response body has been sent.
+/// inner service runs, and a span the tracer records is also in the
+/// request's extensions as a [`SharedSpan`](opentracing_api::SharedSpan)
+/// (read it with `CurrentSpan`, which falls back to the current span, then
+/// to a no-op span). It finishes when the response body has been sent.
 ///
 /// On an axum `Router`, add `.with_axum_bodies()` (feature `axum`):
 /// responses then stay `axum::body::Body` instead of being boxed once more.
@@ -318,10 +318,13 @@ where
 impl<S, T, M> TracingService<S, T, M> {
     /// Runs a request whose span records nothing and has no observer to
     /// tell: the context still has to reach the handler and every call it
-    /// makes, so the span is current and in the extensions, and no more.
+    /// makes, so the span is current while they run, and no more. (It is
+    /// not put in the extensions: `http::Extensions` is a small hash map
+    /// that one more entry can make reallocate, which would cost more than
+    /// everything else done here, and a handler finds the span current.)
     fn run_unrecorded<B>(
         &mut self,
-        mut req: Request<B>,
+        req: Request<B>,
         span: Span,
         response: Option<Arc<ResponseConfig>>,
     ) -> ResponseFuture<S::Future, M>
@@ -333,7 +336,6 @@ impl<S, T, M> TracingService<S, T, M> {
             return ResponseFuture::new(self.inner.call(req), None, response);
         }
         let span = span.into_shared();
-        req.extensions_mut().insert(span.clone());
         let fut = {
             let _guard = span.enter();
             self.inner.call(req)

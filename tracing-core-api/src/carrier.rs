@@ -117,6 +117,7 @@ fn first_value<'a>(
 /// other headers of the same requests and responses (`Host`,
 /// `Content-Length`, `grpc-status`).
 #[doc(hidden)]
+#[inline]
 pub fn find_header<'a>(map: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
     first_value(map, |k| k == name, || map.get(name))
 }

@@ -2,7 +2,8 @@
 //! over plain HTTP/2, bare or behind our tonic layer, for load runs.
 //!
 //! ```text
-//! grpc-bench-server --mode bare|noop|unsampled|sampled [--port N] [--workers N]
+//! grpc-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled
+//!                   [--port N] [--workers N]
 //! ```
 //!
 //! `bench.Echo` (`tonic-interceptor/echo-proto/proto/echo.proto`): `Unary`
@@ -17,6 +18,17 @@
 //! `unsampled` and `sampled` (our layer with the Jaeger tracer configured
 //! from the `JAEGER_*` / `OTEL_*` variables, service name
 //! `grpc-bench-server` unless set, sampling nothing or everything).
+//! `otel-unsampled` and `otel-sampled`: the same service on the
+//! OpenTelemetry stack as its users set it up (as `http-bench-server`'s
+//! `otel-*` modes): `tonic-tracing-opentelemetry`'s server `OtelGrpcLayer`
+//! (health checks filtered out, as its README shows), the
+//! `tracing-opentelemetry` layer, the `opentelemetry_sdk` batch processor,
+//! `opentelemetry-otlp` (HTTP/protobuf to `OTEL_EXPORTER_OTLP_ENDPOINT`),
+//! the W3C propagator set globally, and the always-off or always-on sampler,
+//! under the level filter its users run with
+//! (`info,otel::tracing=trace,otel=debug`, `init-tracing-opentelemetry`'s).
+//!
+//! Accepted connections get `TCP_NODELAY`, as with tonic's own `serve`.
 
 use std::pin::Pin;
 
@@ -27,6 +39,7 @@ use opentracing_tonic::GrpcServerLayer;
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::Server;
 use tonic::{Code, Request, Response, Status, Streaming};
+use tonic_tracing_opentelemetry::middleware::{filters, server::OtelGrpcLayer};
 
 type ReplyStream = Pin<Box<dyn Stream<Item = Result<EchoReply, Status>> + Send>>;
 
@@ -36,8 +49,16 @@ struct Args {
     workers: usize,
 }
 
-const USAGE: &str =
-    "usage: grpc-bench-server --mode bare|noop|unsampled|sampled [--port N] [--workers N]";
+const USAGE: &str = "usage: grpc-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled [--port N] [--workers N]";
+
+const MODES: [&str; 6] = [
+    "bare",
+    "noop",
+    "unsampled",
+    "sampled",
+    "otel-unsampled",
+    "otel-sampled",
+];
 
 fn args() -> Result<Args, String> {
     let mut a = Args {
@@ -56,7 +77,7 @@ fn args() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
-    if !["bare", "noop", "unsampled", "sampled"].contains(&a.mode.as_str()) {
+    if !MODES.contains(&a.mode.as_str()) {
         return Err(format!("unknown mode {}\n{USAGE}", a.mode));
     }
     Ok(a)
@@ -159,6 +180,41 @@ fn jaeger_tracer(mode: &str) -> Result<opentracing_jaeger::JaegerTracer, String>
         .map_err(|e| e.to_string())
 }
 
+/// The OpenTelemetry stack of the `otel-*` modes, set up as
+/// `http-bench-server` sets it up: the W3C propagator, the OTLP/HTTP
+/// exporter, the batch processor with the mode's sampler, and the
+/// `tracing-opentelemetry` layer the request spans go to; plus the level
+/// filter this stack's users run with (`init-tracing-opentelemetry`'s
+/// default, `info,otel::tracing=trace,otel=debug`: `OtelGrpcLayer` makes
+/// its spans at TRACE level under the `otel::tracing` target). Without it,
+/// h2's per-frame TRACE events would all become span events, which no
+/// deployment runs with (in a smoke run: about 350 µs of added CPU per
+/// call instead of 11).
+fn otel_stack(mode: &str) -> Result<opentelemetry_sdk::trace::SdkTracerProvider, String> {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let provider = benchmarks::otel_provider(exporter, mode == "otel-sampled");
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("otel::tracing", tracing::Level::TRACE)
+        .with_target("otel", tracing::Level::DEBUG);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("grpc-bench-server")))
+        .try_init()
+        .map_err(|e| e.to_string())?;
+    Ok(provider)
+}
+
 fn main() {
     let args = match args() {
         Ok(a) => a,
@@ -185,6 +241,12 @@ fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // Set up before listening, as an application would (and so a bad
+    // configuration fails before the load starts).
+    let provider = match args.mode.as_str() {
+        "otel-unsampled" | "otel-sampled" => Some(otel_stack(&args.mode)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .map_err(|e| format!("binding port {}: {e}", args.port))?;
@@ -196,7 +258,10 @@ async fn run(args: Args) -> Result<(), String> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<EchoServer<BenchEcho>>().await;
     let echo = EchoServer::new(BenchEcho);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY, as tonic's own `serve` sets by default (it leaves the
+    // streams given to `serve_with_incoming` as they are): with Nagle on, a
+    // response's last frames can wait for the client's next ACK.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -216,6 +281,14 @@ async fn run(args: Args) -> Result<(), String> {
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
         }
+        "otel-unsampled" | "otel-sampled" => {
+            Server::builder()
+                .layer(OtelGrpcLayer::default().filter(filters::reject_healthcheck))
+                .add_service(health)
+                .add_service(echo)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
         mode => {
             Server::builder()
                 .layer(GrpcServerLayer::new(jaeger_tracer(mode)?))
@@ -225,5 +298,8 @@ async fn run(args: Args) -> Result<(), String> {
                 .await
         }
     };
+    if let Some(p) = provider {
+        let _ = p.shutdown();
+    }
     served.map_err(|e| e.to_string())
 }

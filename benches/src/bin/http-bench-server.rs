@@ -296,6 +296,7 @@ fn otel(
     Ok((routes(AppState { upstream, chain }).layer(layer), provider))
 }
 
+#[cfg(feature = "fastrace")]
 /// fastrace as its users set it up: the `fastrace-axum` layer (W3C
 /// `traceparent` in, a root span per request, every request sampled), the
 /// Jaeger UDP reporter, and `traceparent` injected on the outgoing call
@@ -376,7 +377,10 @@ async fn run(args: Args) -> Result<(), String> {
         "identity" => bare(client, upstream).layer(tower::layer::util::Identity::new()),
         "noop" => ours(NoopTracer, client, upstream),
         "unsampled" | "sampled" => ours(jaeger_tracer(&args.mode)?, client, upstream),
+        #[cfg(feature = "fastrace")]
         "fastrace" => fastrace_app(client, upstream)?,
+        #[cfg(not(feature = "fastrace"))]
+        "fastrace" => return Err("built without the `fastrace` feature".into()),
         _ => {
             let (app, p) = otel(&args.mode, client, upstream)?;
             provider = Some(p);
@@ -401,6 +405,7 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(p) = provider {
         let _ = p.shutdown();
     }
+    #[cfg(feature = "fastrace")]
     if args.mode == "fastrace" {
         fastrace::flush();
     }
