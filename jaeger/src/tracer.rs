@@ -88,6 +88,12 @@ impl GuardedPropagator {
         &self,
         extracted: Result<Option<SpanContext>, ExtractError>,
     ) -> Result<Option<SpanContext>, ExtractError> {
+        // What the propagators dropped for their limits while reading the
+        // carrier (see `extract`) counts like what the restrictions drop.
+        let dropped = opentracing_api::take_dropped_baggage();
+        if dropped > 0 {
+            Metrics::add(&self.metrics.baggage_dropped, dropped as usize);
+        }
         match extracted {
             Ok(cx) => {
                 let mut cx = self.policy.apply(cx);
@@ -117,6 +123,8 @@ impl Propagator for GuardedPropagator {
         format: Format,
         carrier: &dyn Extractor,
     ) -> Result<Option<SpanContext>, ExtractError> {
+        // A count left by extractions that did not go through a tracer.
+        let _ = opentracing_api::take_dropped_baggage();
         self.guard(self.formats.extract(format, carrier))
     }
 
@@ -125,6 +133,7 @@ impl Propagator for GuardedPropagator {
     }
 
     fn extract_binary(&self, data: &[u8]) -> Result<Option<SpanContext>, ExtractError> {
+        let _ = opentracing_api::take_dropped_baggage();
         self.guard(self.formats.extract_binary(data))
     }
 

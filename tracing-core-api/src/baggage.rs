@@ -323,3 +323,26 @@ mod tests {
         assert!(b.is_empty());
     }
 }
+
+thread_local! {
+    /// Baggage items extractions on this thread dropped (over a limit, or
+    /// not decodable), since a tracer last took the count.
+    static DROPPED_ON_EXTRACTION: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts `n` baggage items an extraction dropped.
+pub(crate) fn count_dropped(n: usize) {
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
+    let _ = DROPPED_ON_EXTRACTION.try_with(|d| d.set(d.get().saturating_add(n)));
+}
+
+/// How many baggage items the propagators dropped while extracting on this
+/// thread (over the [`BaggageLimits`], or not decodable) since the last
+/// call, which resets the count: a tracer takes it before and after its
+/// extraction to count what callers sent and did not get through.
+#[doc(hidden)]
+pub fn take_dropped_baggage() -> u32 {
+    DROPPED_ON_EXTRACTION
+        .try_with(|d| d.replace(0))
+        .unwrap_or(0)
+}

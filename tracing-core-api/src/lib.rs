@@ -117,6 +117,8 @@ mod span;
 mod tag;
 mod tracer;
 
+#[doc(hidden)]
+pub use baggage::take_dropped_baggage;
 pub use baggage::{Baggage, BaggageError, BaggageLimits};
 #[doc(hidden)]
 pub use carrier::find_header;

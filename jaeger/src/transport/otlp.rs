@@ -316,17 +316,23 @@ impl OtlpGrpcTransport {
             }
             Err(status) => {
                 use tonic::Code;
-                let retryable = matches!(
-                    status.code(),
-                    Code::Cancelled
-                        | Code::DeadlineExceeded
-                        | Code::ResourceExhausted
-                        | Code::Aborted
-                        | Code::OutOfRange
-                        | Code::Unavailable
-                        | Code::DataLoss
-                );
-                if status.code() == Code::Unavailable {
+                // A status the client made itself from a failed connection
+                // (the collector restarted, a balancer closed the stream)
+                // carries its cause; one the collector sent does not.
+                let broken_connection =
+                    status.code() == Code::Unknown && std::error::Error::source(&status).is_some();
+                let retryable = broken_connection
+                    || matches!(
+                        status.code(),
+                        Code::Cancelled
+                            | Code::DeadlineExceeded
+                            | Code::ResourceExhausted
+                            | Code::Aborted
+                            | Code::OutOfRange
+                            | Code::Unavailable
+                            | Code::DataLoss
+                    );
+                if broken_connection || status.code() == Code::Unavailable {
                     self.client = None;
                 }
                 let msg = format!("gRPC {:?}: {}", status.code(), status.message());

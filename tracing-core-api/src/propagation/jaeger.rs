@@ -224,6 +224,7 @@ impl JaegerPropagator {
         let limits = &self.limits;
         if baggage.len() >= limits.max_items || value.len() > limits.max_value_len.saturating_mul(3)
         {
+            crate::baggage::count_dropped(1);
             return;
         }
         let k = key[self.headers.baggage_prefix.len()..].to_ascii_lowercase();
@@ -232,8 +233,9 @@ impl JaegerPropagator {
         } else {
             std::str::from_utf8(value).ok().map(str::to_owned)
         };
-        if let Some(v) = v {
-            let _ = baggage.insert_with_limits(k, v, limits);
+        let kept = v.is_some_and(|v| baggage.insert_with_limits(k, v, limits).is_ok());
+        if !kept {
+            crate::baggage::count_dropped(1);
         }
     }
 
@@ -241,15 +243,22 @@ impl JaegerPropagator {
     fn add_jaeger_baggage(&self, value: &[u8], baggage: &mut Baggage) {
         let limits = &self.limits;
         if value.len() > limits.max_total_len.saturating_mul(3) {
+            crate::baggage::count_dropped(1);
             return;
         }
         let Some(decoded) = encoding::decode(value, true) else {
+            crate::baggage::count_dropped(1);
             return;
         };
         for pair in decoded.split(',') {
             if let Some((k, v)) = pair.trim().split_once('=') {
-                if !k.is_empty() && !v.contains('=') {
-                    let _ = baggage.insert_with_limits(k.to_owned(), v.to_owned(), limits);
+                if !k.is_empty()
+                    && !v.contains('=')
+                    && baggage
+                        .insert_with_limits(k.to_owned(), v.to_owned(), limits)
+                        .is_err()
+                {
+                    crate::baggage::count_dropped(1);
                 }
             }
         }
@@ -429,7 +438,9 @@ impl Propagator for JaegerPropagator {
             let k = r.string().ok_or_else(|| err("bad baggage key"))?;
             let v = r.string().ok_or_else(|| err("bad baggage value"))?;
             // Over-limit items are dropped, as in the text formats.
-            let _ = baggage.insert_with_limits(k, v, &self.limits);
+            if baggage.insert_with_limits(k, v, &self.limits).is_err() {
+                crate::baggage::count_dropped(1);
+            }
         }
         if !r.0.is_empty() {
             return Err(err("trailing bytes"));

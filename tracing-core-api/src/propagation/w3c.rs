@@ -250,12 +250,16 @@ impl W3CBaggagePropagator {
                 .iter()
                 .rposition(|&b| b == b',')
                 .unwrap_or(0);
+            let cut_off = value[cut..].iter().filter(|&&b| b == b',').count().max(1);
+            crate::baggage::count_dropped(cut_off);
             &value[..cut]
         } else {
             value
         };
-        for member in value.split(|&b| b == b',') {
+        let mut members = value.split(|&b| b == b',');
+        while let Some(member) = members.next() {
             if baggage.len() >= self.limits.max_items {
+                crate::baggage::count_dropped(1 + members.count());
                 break;
             }
             let kv = member.split(|&b| b == b';').next().unwrap_or_default();
@@ -270,8 +274,13 @@ impl W3CBaggagePropagator {
             let Ok(key) = std::str::from_utf8(key) else {
                 continue;
             };
-            if let Some(val) = encoding::decode(val, true) {
-                let _ = baggage.insert_with_limits(key.to_owned(), val, &self.limits);
+            let kept = encoding::decode(val, true).is_some_and(|val| {
+                baggage
+                    .insert_with_limits(key.to_owned(), val, &self.limits)
+                    .is_ok()
+            });
+            if !kept {
+                crate::baggage::count_dropped(1);
             }
         }
         baggage
