@@ -250,7 +250,12 @@ impl W3CBaggagePropagator {
                 .iter()
                 .rposition(|&b| b == b',')
                 .unwrap_or(0);
-            let cut_off = value[cut..].iter().filter(|&&b| b == b',').count().max(1);
+            // The members past the cut (it starts at a comma).
+            let cut_off = value[cut..]
+                .split(|&b| b == b',')
+                .count()
+                .saturating_sub(1)
+                .max(1);
             crate::baggage::count_dropped(cut_off);
             &value[..cut]
         } else {
