@@ -34,9 +34,11 @@
 //! The server span is the current span while the service method runs and
 //! while its response stream is polled, so a traced client (this crate's
 //! [`GrpcClientLayer`], `opentracing-tower`'s `ClientTracingLayer`) called
-//! from the method makes its span a child of the call's. The span is also
-//! in the request's extensions as a [`SharedSpan`](opentracing_api::SharedSpan)
-//! for handlers that want to add tags or baggage:
+//! from the method makes its span a child of the call's. A span the tracer
+//! records is also in the request's extensions as a
+//! [`SharedSpan`](opentracing_api::SharedSpan) for handlers that want to
+//! add tags (one it does not record has nothing to add them to; it is still
+//! `opentracing_api::current_span()`):
 //!
 //! ```
 //! use opentracing_api::SharedSpan;

@@ -54,8 +54,9 @@ struct ServerConfig {
 /// name and the status message.
 ///
 /// The span is current while the service method runs and while its
-/// response stream is polled, so the calls it makes are its children; it is
-/// also in the request's extensions as a
+/// response stream is polled, so the calls it makes are its children
+/// (`opentracing_api::current_span()` finds it); a span the tracer records
+/// is also in the request's extensions as a
 /// [`SharedSpan`](opentracing_api::SharedSpan), where the handler finds it
 /// with `request.extensions().get::<SharedSpan>()`. It finishes with the
 /// call's status, at the end of the response stream: for unary and
@@ -264,7 +265,12 @@ where
             shared.tag(&mut span, req.extensions());
         }
         let span = span.into_shared();
-        req.extensions_mut().insert(span.clone());
+        if span.is_recording() {
+            // Only a span that records anything is worth the entry: one
+            // more can make the extensions' map reallocate, and the span is
+            // current while the method runs anyway.
+            req.extensions_mut().insert(span.clone());
+        }
         let mut request_span = RequestSpan::new(span, operation, Side::Server);
         if let Some(observer) = &config.observer {
             request_span = request_span.with_observer(observer.clone(), started);

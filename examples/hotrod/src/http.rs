@@ -58,7 +58,12 @@ pub(crate) fn instrument(
 /// request's server span, so that callers (the web page) can link to the
 /// trace.
 async fn trace_response(req: Request, next: Next) -> Response {
-    let span = req.extensions().get::<SharedSpan>().cloned();
+    // In the extensions when the tracer records the span; current either way.
+    let span = req
+        .extensions()
+        .get::<SharedSpan>()
+        .cloned()
+        .or_else(opentracing_api::current_span);
     let mut resp = next.run(req).await;
     if let Some(span) = span {
         let cx = span.context();
