@@ -1,5 +1,8 @@
-//! Shared pieces of the benchmark binaries: the app they serve, and the
-//! OpenTelemetry stack they compare against, set up once.
+//! Shared pieces of the benchmark binaries: the app they serve, the
+//! OpenTelemetry stack they compare against, set up once, and what the load
+//! generators share.
+
+pub mod load;
 
 use axum::body::Body;
 use axum::extract::Path;

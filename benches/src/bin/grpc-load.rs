@@ -35,6 +35,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use benchmarks::load::{self, Tally, Window, TRACEPARENT, UBER_TRACE_ID};
 use grpc_echo_proto::{EchoClient, EchoRequest};
 use tokio::sync::{mpsc, Mutex};
 use tokio::time::Instant;
@@ -42,11 +43,6 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
 const USAGE: &str = "usage: grpc-load --target http://127.0.0.1:PORT [--concurrency N] [--duration SECS] [--warmup SECS] [--rate RPS]";
-
-/// The trace headers every call carries: sampled, in both formats (as in
-/// `benches/common.sh`).
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-const UBER_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1";
 
 /// A call not answered by then fails.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -59,13 +55,6 @@ struct Args {
     duration: Duration,
     warmup: Duration,
     rate: Option<f64>,
-}
-
-fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
-    v.parse::<f64>()
-        .ok()
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .ok_or_else(|| format!("{flag}: {v} is not a number of seconds"))
 }
 
 fn args() -> Result<Args, String> {
@@ -89,8 +78,8 @@ fn args() -> Result<Args, String> {
                     _ => return Err(format!("--concurrency: {v} is not a number >= 1")),
                 };
             }
-            "--duration" => a.duration = seconds("--duration", &value()?)?,
-            "--warmup" => a.warmup = seconds("--warmup", &value()?)?,
+            "--duration" => a.duration = load::seconds("--duration", &value()?)?,
+            "--warmup" => a.warmup = load::seconds("--warmup", &value()?)?,
             "--rate" => {
                 let v = value()?;
                 // At least one call per hour; the pacer's interval must fit a Duration.
@@ -108,31 +97,6 @@ fn args() -> Result<Args, String> {
         return Err("--duration: must be more than 0 s".into());
     }
     Ok(a)
-}
-
-/// When the counted part of the run starts and ends.
-#[derive(Clone, Copy)]
-struct Window {
-    measure: Instant,
-    end: Instant,
-}
-
-/// One task's counts.
-#[derive(Default)]
-struct Tally {
-    /// Latencies of the calls that succeeded, in nanoseconds.
-    latencies: Vec<u64>,
-    errors: u64,
-}
-
-impl Tally {
-    fn record(&mut self, ok: bool, latency: Duration) {
-        if ok {
-            self.latencies.push(latency.as_nanos() as u64);
-        } else {
-            self.errors += 1;
-        }
-    }
 }
 
 /// One `Unary` call with the trace headers: whether it succeeded.
@@ -216,15 +180,6 @@ async fn open_loop(
     }
 }
 
-/// The `p`th percentile (nearest rank) of `sorted`, in microseconds.
-#[allow(clippy::cast_precision_loss)] // nanoseconds, far below 2^53
-fn percentile_us(sorted: &[u64], p: usize) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        n => sorted[(n * p).div_ceil(100).max(1) - 1] as f64 / 1000.0,
-    }
-}
-
 async fn run(args: Args) -> Result<(u64, String), String> {
     let channel = Endpoint::from_shared(args.target.clone())
         .map_err(|e| format!("--target {}: {e}", args.target))?
@@ -236,11 +191,7 @@ async fn run(args: Args) -> Result<(u64, String), String> {
     let client = EchoClient::new(channel);
 
     let start = Instant::now();
-    let measure = start + args.warmup;
-    let w = Window {
-        measure,
-        end: measure + args.duration,
-    };
+    let w = Window::after(start, args.warmup, args.duration);
     let mut tasks = Vec::with_capacity(args.concurrency);
     match args.rate {
         None => {
@@ -257,56 +208,10 @@ async fn run(args: Args) -> Result<(u64, String), String> {
             }
         }
     }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for task in tasks {
-        let t = task.await.map_err(|e| format!("a load task failed: {e}"))?;
-        latencies.extend(t.latencies);
-        errors += t.errors;
-    }
-    latencies.sort_unstable();
-    let calls = latencies.len() as u64;
-    #[allow(clippy::cast_precision_loss)] // a count of calls
-    let rps = calls as f64 / args.duration.as_secs_f64();
-    Ok((
-        calls,
-        format!(
-            "calls={calls} errors={errors} rps={rps:.1} p50_us={:.1} p99_us={:.1}",
-            percentile_us(&latencies, 50),
-            percentile_us(&latencies, 99)
-        ),
-    ))
+    let tally = Tally::gather(tasks).await?;
+    Ok(tally.summary(args.duration))
 }
 
 fn main() {
-    let args = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("grpc-load: {e}");
-            std::process::exit(2);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("grpc-load: runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok((calls, line)) => {
-            println!("{line}");
-            if calls == 0 {
-                eprintln!("grpc-load: no call succeeded");
-                std::process::exit(1);
-            }
-        }
-        Err(e) => {
-            eprintln!("grpc-load: {e}");
-            std::process::exit(1);
-        }
-    }
+    load::main_with("grpc-load", args(), run);
 }

@@ -52,6 +52,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use benchmarks::load::{self, Tally, Window, TRACEPARENT, UBER_TRACE_ID};
 use bytes::Bytes;
 use http::header::HeaderName;
 use http::{HeaderValue, Request, Uri};
@@ -66,11 +67,6 @@ use tower::util::MapResponse;
 use tower::ServiceBuilder;
 
 const USAGE: &str = "usage: http-load --url http://127.0.0.1:PORT/PATH [--concurrency N] [--duration SECS] [--warmup SECS] [--rate RPS [--tick-us US]]";
-
-/// The trace headers every request carries: sampled, in both formats (as
-/// in `benches/common.sh`).
-const UBER_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:1";
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// A request not answered within this time of its send (closed loop) or
 /// release (open loop) fails.
@@ -97,13 +93,6 @@ struct Args {
     warmup: Duration,
     rate: Option<f64>,
     tick: Duration,
-}
-
-fn seconds(flag: &str, v: &str) -> Result<Duration, String> {
-    v.parse::<f64>()
-        .ok()
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .ok_or_else(|| format!("{flag}: {v} is not a number of seconds"))
 }
 
 fn url(v: &str) -> Result<Uri, String> {
@@ -142,8 +131,8 @@ fn args() -> Result<Args, String> {
                     }
                 };
             }
-            "--duration" => duration = seconds("--duration", &value()?)?,
-            "--warmup" => warmup = seconds("--warmup", &value()?)?,
+            "--duration" => duration = load::seconds("--duration", &value()?)?,
+            "--warmup" => warmup = load::seconds("--warmup", &value()?)?,
             "--rate" => {
                 let v = value()?;
                 // At least one request per hour; at most MAX_RATE.
@@ -187,31 +176,6 @@ fn args() -> Result<Args, String> {
         rate,
         tick,
     })
-}
-
-/// When the counted part of the run starts and ends.
-#[derive(Clone, Copy)]
-struct Window {
-    measure: Instant,
-    end: Instant,
-}
-
-/// One task's counts.
-#[derive(Default)]
-struct Tally {
-    /// Latencies of the requests that succeeded, in nanoseconds.
-    latencies: Vec<u64>,
-    errors: u64,
-}
-
-impl Tally {
-    fn record(&mut self, ok: bool, latency: Duration) {
-        if ok {
-            self.latencies.push(latency.as_nanos() as u64);
-        } else {
-            self.errors += 1;
-        }
-    }
 }
 
 /// `GET url` with the trace headers.
@@ -358,15 +322,6 @@ async fn open_loop(
     }
 }
 
-/// The `p`th percentile (nearest rank) of `sorted`, in microseconds.
-#[allow(clippy::cast_precision_loss)] // nanoseconds, far below 2^53
-fn percentile_us(sorted: &[u64], p: usize) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        n => sorted[(n * p).div_ceil(100).max(1) - 1] as f64 / 1000.0,
-    }
-}
-
 async fn run(args: Args) -> Result<(u64, String), String> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
@@ -390,11 +345,7 @@ async fn run(args: Args) -> Result<(u64, String), String> {
     settle().await;
 
     let start = Instant::now();
-    let measure = start + args.warmup;
-    let w = Window {
-        measure,
-        end: measure + args.duration,
-    };
+    let w = Window::after(start, args.warmup, args.duration);
     let mut tasks = Vec::with_capacity(args.concurrency);
     let mut pacer = None;
     match args.rate {
@@ -423,65 +374,19 @@ async fn run(args: Args) -> Result<(u64, String), String> {
             }
         }
     }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for task in tasks {
-        let t = task.await.map_err(|e| format!("a load task failed: {e}"))?;
-        latencies.extend(t.latencies);
-        errors += t.errors;
-    }
+    let tally = Tally::gather(tasks).await?;
     if let Some(p) = pacer {
         p.join()
             .map_err(|_| "the pacer thread panicked".to_owned())?;
     }
-    latencies.sort_unstable();
-    let calls = latencies.len() as u64;
-    #[allow(clippy::cast_precision_loss)] // a count of requests
-    let rps = calls as f64 / args.duration.as_secs_f64();
     eprintln!(
         "http-load: {} connection(s) opened for {} task(s)",
         CONNECTIONS.load(Ordering::Relaxed),
         args.concurrency
     );
-    Ok((
-        calls,
-        format!(
-            "calls={calls} errors={errors} rps={rps:.1} p50_us={:.1} p99_us={:.1}",
-            percentile_us(&latencies, 50),
-            percentile_us(&latencies, 99)
-        ),
-    ))
+    Ok(tally.summary(args.duration))
 }
 
 fn main() {
-    let args = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("http-load: {e}");
-            std::process::exit(2);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("http-load: runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    match rt.block_on(run(args)) {
-        Ok((calls, line)) => {
-            println!("{line}");
-            if calls == 0 {
-                eprintln!("http-load: no request succeeded");
-                std::process::exit(1);
-            }
-        }
-        Err(e) => {
-            eprintln!("http-load: {e}");
-            std::process::exit(1);
-        }
-    }
+    load::main_with("http-load", args(), run);
 }
