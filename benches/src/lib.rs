@@ -88,3 +88,62 @@ pub fn otel_make_span(req: &Request<Body>) -> tracing::Span {
     let _ = span.set_parent(parent);
     span
 }
+
+/// The Jaeger tracer of the `unsampled` and `sampled` modes of the bench
+/// servers: configured from the `JAEGER_*` / `OTEL_*` variables (service
+/// name `service` unless they set one), sampling everything or nothing.
+/// "Sampling nothing" means nothing: the load's incoming headers say
+/// sampled, and OpenTelemetry's always-off ignores that too.
+pub fn jaeger_tracer(
+    service: &str,
+    sampled: bool,
+) -> Result<opentracing_jaeger::JaegerTracer, String> {
+    let has_name = std::env::var_os("JAEGER_SERVICE_NAME").is_some()
+        || std::env::var_os("OTEL_SERVICE_NAME").is_some();
+    let lookup = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .or_else(|| (!has_name && k == "OTEL_SERVICE_NAME").then(|| service.to_owned()))
+    };
+    let policy = opentracing_api::ExtractPolicy::default().with_trust_sampling(sampled);
+    opentracing_jaeger::builder_from_vars(&lookup)
+        .map_err(|e| e.to_string())?
+        .sampler(opentracing_jaeger::sampler::ConstSampler(sampled))
+        .extract_policy(policy)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// A bench server's `main`: parses its arguments (exit 2 with the message
+/// on error), runs `run` on a runtime of `workers(&args)` threads, and
+/// exits 1 with the message if it fails.
+pub fn serve_main<A, F>(
+    args: Result<A, String>,
+    workers: impl Fn(&A) -> usize,
+    run: impl FnOnce(A) -> F,
+) where
+    F: std::future::Future<Output = Result<(), String>>,
+{
+    let args = match args {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers(&args).max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(args)) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+}

@@ -34,7 +34,6 @@ use std::pin::Pin;
 
 use grpc_echo_proto::{Echo, EchoReply, EchoRequest, EchoServer};
 use opentracing_api::NoopTracer;
-use opentracing_jaeger::sampler::ConstSampler;
 use opentracing_tonic::GrpcServerLayer;
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::Server;
@@ -161,25 +160,6 @@ impl Echo for BenchEcho {
     }
 }
 
-/// The Jaeger tracer the `unsampled` and `sampled` modes use.
-fn jaeger_tracer(mode: &str) -> Result<opentracing_jaeger::JaegerTracer, String> {
-    let has_name = std::env::var_os("JAEGER_SERVICE_NAME").is_some()
-        || std::env::var_os("OTEL_SERVICE_NAME").is_some();
-    let lookup = |k: &str| {
-        std::env::var(k).ok().or_else(|| {
-            (!has_name && k == "OTEL_SERVICE_NAME").then(|| "grpc-bench-server".to_owned())
-        })
-    };
-    // "Sampling nothing" means nothing, whatever the callers' metadata says.
-    let policy = opentracing_api::ExtractPolicy::default().with_trust_sampling(mode == "sampled");
-    opentracing_jaeger::builder_from_vars(&lookup)
-        .map_err(|e| e.to_string())?
-        .sampler(ConstSampler(mode == "sampled"))
-        .extract_policy(policy)
-        .build()
-        .map_err(|e| e.to_string())
-}
-
 /// The OpenTelemetry stack of the `otel-*` modes, set up as
 /// `http-bench-server` sets it up: the W3C propagator, the OTLP/HTTP
 /// exporter, the batch processor with the mode's sampler, and the
@@ -216,28 +196,7 @@ fn otel_stack(mode: &str) -> Result<opentelemetry_sdk::trace::SdkTracerProvider,
 }
 
 fn main() {
-    let args = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.workers.max(1))
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = rt.block_on(run(args)) {
-        eprintln!("{e}");
-        std::process::exit(1);
-    }
+    benchmarks::serve_main(args(), |a: &Args| a.workers, run);
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -291,7 +250,10 @@ async fn run(args: Args) -> Result<(), String> {
         }
         mode => {
             Server::builder()
-                .layer(GrpcServerLayer::new(jaeger_tracer(mode)?))
+                .layer(GrpcServerLayer::new(benchmarks::jaeger_tracer(
+                    "grpc-bench-server",
+                    mode == "sampled",
+                )?))
                 .add_service(health)
                 .add_service(echo)
                 .serve_with_incoming_shutdown(incoming, shutdown)

@@ -38,7 +38,6 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use opentracing_api::{NoopTracer, Tracer};
-use opentracing_jaeger::sampler::ConstSampler;
 use opentracing_tower::{ClientTracingLayer, TracingLayer};
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -182,26 +181,6 @@ async fn finish<B: http_body::Body>(
     }
 }
 
-/// The Jaeger tracer the `unsampled` and `sampled` modes use.
-fn jaeger_tracer(mode: &str) -> Result<opentracing_jaeger::JaegerTracer, String> {
-    let has_name = std::env::var_os("JAEGER_SERVICE_NAME").is_some()
-        || std::env::var_os("OTEL_SERVICE_NAME").is_some();
-    let lookup = |k: &str| {
-        std::env::var(k).ok().or_else(|| {
-            (!has_name && k == "OTEL_SERVICE_NAME").then(|| "http-bench-server".to_owned())
-        })
-    };
-    // "Sampling nothing" means nothing: the load's incoming headers say
-    // sampled, and OpenTelemetry's AlwaysOff ignores that too.
-    let policy = opentracing_api::ExtractPolicy::default().with_trust_sampling(mode == "sampled");
-    opentracing_jaeger::builder_from_vars(&lookup)
-        .map_err(|e| e.to_string())?
-        .sampler(ConstSampler(mode == "sampled"))
-        .extract_policy(policy)
-        .build()
-        .map_err(|e| e.to_string())
-}
-
 /// Our layers with `tracer`, a concrete type as in an application (no
 /// `dyn Tracer` indirection): the client layer on hyper, or the middleware
 /// on reqwest.
@@ -336,28 +315,7 @@ fn fastrace_app(client: Outgoing, upstream: Option<Arc<str>>) -> Result<Router, 
 }
 
 fn main() {
-    let args = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.workers.max(1))
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = rt.block_on(run(args)) {
-        eprintln!("{e}");
-        std::process::exit(1);
-    }
+    benchmarks::serve_main(args(), |a: &Args| a.workers, run);
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -376,7 +334,11 @@ async fn run(args: Args) -> Result<(), String> {
         // (axum boxes the layered routes), for reference.
         "identity" => bare(client, upstream).layer(tower::layer::util::Identity::new()),
         "noop" => ours(NoopTracer, client, upstream),
-        "unsampled" | "sampled" => ours(jaeger_tracer(&args.mode)?, client, upstream),
+        "unsampled" | "sampled" => ours(
+            benchmarks::jaeger_tracer("http-bench-server", args.mode == "sampled")?,
+            client,
+            upstream,
+        ),
         #[cfg(feature = "fastrace")]
         "fastrace" => fastrace_app(client, upstream)?,
         #[cfg(not(feature = "fastrace"))]
