@@ -28,7 +28,7 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use grpc_echo_proto::{Echo, EchoReply, EchoRequest};
+use grpc_echo_proto::{EchoReply, EchoRequest};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
 use opentracing_api::prelude::*;
@@ -495,11 +495,8 @@ struct RelayEcho<T> {
     contexts: Arc<Mutex<Vec<Option<SpanContext>>>>,
 }
 
-type ReplyStream =
-    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<EchoReply, tonic::Status>> + Send>>;
-
 #[tonic::async_trait]
-impl<T: Tracer + Clone + Send + Sync + 'static> Echo for RelayEcho<T> {
+impl<T: Tracer + Clone + Send + Sync + 'static> reliability::Unary for RelayEcho<T> {
     async fn unary(
         &self,
         request: tonic::Request<EchoRequest>,
@@ -522,31 +519,6 @@ impl<T: Tracer + Clone + Send + Sync + 'static> Echo for RelayEcho<T> {
         Ok(tonic::Response::new(EchoReply {
             message: request.into_inner().message,
         }))
-    }
-
-    type ServerStreamStream = ReplyStream;
-
-    async fn server_stream(
-        &self,
-        _: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<ReplyStream>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not used"))
-    }
-
-    async fn client_stream(
-        &self,
-        _: tonic::Request<tonic::Streaming<EchoRequest>>,
-    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not used"))
-    }
-
-    type BidiStream = ReplyStream;
-
-    async fn bidi(
-        &self,
-        _: tonic::Request<tonic::Streaming<EchoRequest>>,
-    ) -> Result<tonic::Response<ReplyStream>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not used"))
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use grpc_echo_proto::{Echo, EchoReply, EchoRequest};
+use grpc_echo_proto::{EchoReply, EchoRequest};
 use http::{HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, Full};
 use opentracing_api::prelude::*;
@@ -179,11 +179,8 @@ struct RecordingEcho {
     contexts: Arc<Mutex<Vec<Option<SpanContext>>>>,
 }
 
-type ReplyStream =
-    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<EchoReply, tonic::Status>> + Send>>;
-
 #[tonic::async_trait]
-impl Echo for RecordingEcho {
+impl reliability::Unary for RecordingEcho {
     async fn unary(
         &self,
         request: tonic::Request<EchoRequest>,
@@ -199,31 +196,6 @@ impl Echo for RecordingEcho {
         Ok(tonic::Response::new(EchoReply {
             message: request.into_inner().message,
         }))
-    }
-
-    type ServerStreamStream = ReplyStream;
-
-    async fn server_stream(
-        &self,
-        _: tonic::Request<EchoRequest>,
-    ) -> Result<tonic::Response<ReplyStream>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not used"))
-    }
-
-    async fn client_stream(
-        &self,
-        _: tonic::Request<tonic::Streaming<EchoRequest>>,
-    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not used"))
-    }
-
-    type BidiStream = ReplyStream;
-
-    async fn bidi(
-        &self,
-        _: tonic::Request<tonic::Streaming<EchoRequest>>,
-    ) -> Result<tonic::Response<ReplyStream>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not used"))
     }
 }
 

@@ -539,25 +539,31 @@ pub async fn recording_server() -> (SocketAddr, Arc<Mutex<Vec<HeaderMap>>>, Serv
     (addr, seen, serving)
 }
 
-/// `bench.Echo`: answers `unary` with the message; streaming calls are
-/// not used by these tests.
-#[derive(Clone, Copy, Default)]
-pub struct PlainEcho;
+/// What a test's `bench.Echo` does with a unary call; the streaming calls
+/// are not used by these tests (see [`UnaryEcho`]).
+#[tonic::async_trait]
+pub trait Unary: Send + Sync + 'static {
+    /// Answers one `unary` call.
+    async fn unary(
+        &self,
+        request: tonic::Request<EchoRequest>,
+    ) -> Result<tonic::Response<EchoReply>, tonic::Status>;
+}
+
+/// `bench.Echo` answering `unary` with `U`, and `UNIMPLEMENTED` to the
+/// streaming calls.
+pub struct UnaryEcho<U>(pub U);
 
 type ReplyStream =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<EchoReply, tonic::Status>> + Send>>;
 
 #[tonic::async_trait]
-impl Echo for PlainEcho {
+impl<U: Unary> Echo for UnaryEcho<U> {
     async fn unary(
         &self,
         request: tonic::Request<EchoRequest>,
     ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
-        let r = request.into_inner();
-        if r.code != 0 {
-            return Err(tonic::Status::new(tonic::Code::from(r.code), "as asked"));
-        }
-        Ok(tonic::Response::new(EchoReply { message: r.message }))
+        self.0.unary(request).await
     }
 
     type ServerStreamStream = ReplyStream;
@@ -586,15 +592,33 @@ impl Echo for PlainEcho {
     }
 }
 
-/// Serves `echo` behind `layer` with tonic on 127.0.0.1:0, with HTTP/2
+/// Answers `unary` with the message, or with the status `code` asks for.
+#[derive(Clone, Copy, Default)]
+pub struct PlainEcho;
+
+#[tonic::async_trait]
+impl Unary for PlainEcho {
+    async fn unary(
+        &self,
+        request: tonic::Request<EchoRequest>,
+    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
+        let r = request.into_inner();
+        if r.code != 0 {
+            return Err(tonic::Status::new(tonic::Code::from(r.code), "as asked"));
+        }
+        Ok(tonic::Response::new(EchoReply { message: r.message }))
+    }
+}
+
+/// Serves `echo` (as a `bench.Echo`) behind `layer` with tonic on 127.0.0.1:0, with HTTP/2
 /// header limits raised for hostile metadata.
-pub async fn serve_grpc<T, E>(
+pub async fn serve_grpc<T, U>(
     layer: opentracing_tonic::GrpcServerLayer<T>,
-    echo: E,
+    echo: U,
 ) -> (SocketAddr, Serving)
 where
     T: opentracing_api::Tracer + Clone + Send + Sync + 'static,
-    E: Echo,
+    U: Unary,
 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -602,7 +626,7 @@ where
         let _ = tonic::transport::Server::builder()
             .http2_max_header_list_size(8 << 20)
             .layer(layer)
-            .add_service(EchoServer::new(echo))
+            .add_service(EchoServer::new(UnaryEcho(echo)))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
             .await;
     });
