@@ -132,3 +132,39 @@ impl Drop for ExportPeer {
         let _ = self.child.wait();
     }
 }
+
+/// What each of `libs` (`propagation_peer.py` names: `jaeger_client`,
+/// `otel_tracecontext`, ...) extracts from `headers`, one JSON result per
+/// library, in order.
+pub fn extract_in_python(headers: &http::HeaderMap, libs: &[&str]) -> Vec<Value> {
+    let as_json: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| {
+            let v = v.to_str().expect("trace headers are ASCII");
+            (k.as_str().to_owned(), Value::from(v))
+        })
+        .collect();
+    let requests: Vec<Value> = libs
+        .iter()
+        .map(|lib| serde_json::json!({"op": "extract", "lib": lib, "headers": as_json}))
+        .collect();
+    run_json("propagation_peer.py", &requests)
+}
+
+/// Asserts that `lib` found a sampled context with `cx`'s trace and span
+/// ids in what it extracted (`result`, from [`extract_in_python`]): our
+/// span is the parent of theirs.
+pub fn assert_extracted_as(lib: &str, result: &Value, cx: &opentracing_api::SpanContext) {
+    assert_eq!(result["found"], Value::Bool(true), "{lib}: {result}");
+    assert_eq!(
+        result["trace_id"],
+        Value::from(cx.trace_id().to_hex32()),
+        "{lib}"
+    );
+    assert_eq!(
+        result["span_id"],
+        Value::from(cx.span_id().to_string()),
+        "{lib}: our span is their parent"
+    );
+    assert_eq!(result["sampled"], Value::Bool(true), "{lib}");
+}

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
-use integration_tests::python_peer::run_json;
+use integration_tests::python_peer::{assert_extracted_as, extract_in_python, run_json};
 use opentracing_api::{MockTracer, TracerExt};
 use opentracing_tower::{ClientTracingLayer, TracingLayer};
 use serde_json::{json, Value};
@@ -121,10 +121,6 @@ async fn headers_sent_by_the_client_layer_extract_in_python_libraries() {
     let _ = resp.into_body().collect().await.unwrap();
     let client_span = tracer.finished_spans().pop().unwrap();
     let headers = seen.lock().unwrap().pop().unwrap();
-    let as_json: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap())))
-        .collect();
     let libs = [
         "jaeger_client",
         "otel_jaeger",
@@ -132,24 +128,9 @@ async fn headers_sent_by_the_client_layer_extract_in_python_libraries() {
         "otel_composite",
         "otel_b3_multi",
     ];
-    let requests: Vec<Value> = libs
-        .iter()
-        .map(|lib| json!({"op": "extract", "lib": lib, "headers": as_json}))
-        .collect();
-    let results = run_json("propagation_peer.py", &requests);
+    let results = extract_in_python(&headers, &libs);
     for (lib, r) in libs.iter().zip(&results) {
-        assert_eq!(r["found"], json!(true), "{lib}: {r}");
-        assert_eq!(
-            r["trace_id"],
-            json!(client_span.context.trace_id().to_hex32()),
-            "{lib}"
-        );
-        assert_eq!(
-            r["span_id"],
-            json!(client_span.context.span_id().to_string()),
-            "{lib}: the client span is their parent"
-        );
-        assert_eq!(r["sampled"], json!(true), "{lib}");
+        assert_extracted_as(lib, r, &client_span.context);
         if ["jaeger_client", "otel_jaeger", "otel_composite"].contains(lib) {
             assert_eq!(r["baggage"]["tenant"], json!("acme corp"), "{lib}");
         }

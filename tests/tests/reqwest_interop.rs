@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use axum::routing::get;
 use axum::Router;
 use http::HeaderMap;
-use integration_tests::python_peer::run_json;
+use integration_tests::python_peer::{assert_extracted_as, extract_in_python};
 use opentracing_api::{MockTracer, SpanFutureExt, TracerExt};
 use opentracing_reqwest::TracingMiddleware;
 use reqwest_middleware::ClientBuilder;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_sent_by_the_reqwest_middleware_extract_in_python_libraries() {
@@ -50,34 +50,15 @@ async fn headers_sent_by_the_reqwest_middleware_extract_in_python_libraries() {
         .find(|s| s.operation_name == "HTTP GET")
         .unwrap();
     let headers = seen.lock().unwrap().pop().unwrap();
-    let as_json: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap())))
-        .collect();
     let libs = [
         "jaeger_client",
         "otel_jaeger",
         "otel_tracecontext",
         "otel_composite",
     ];
-    let requests: Vec<Value> = libs
-        .iter()
-        .map(|lib| json!({"op": "extract", "lib": lib, "headers": as_json}))
-        .collect();
-    let results = run_json("propagation_peer.py", &requests);
+    let results = extract_in_python(&headers, &libs);
     for (lib, r) in libs.iter().zip(&results) {
-        assert_eq!(r["found"], json!(true), "{lib}: {r}");
-        assert_eq!(
-            r["trace_id"],
-            json!(client_span.context.trace_id().to_hex32()),
-            "{lib}"
-        );
-        assert_eq!(
-            r["span_id"],
-            json!(client_span.context.span_id().to_string()),
-            "{lib}: the client span is their parent"
-        );
-        assert_eq!(r["sampled"], json!(true), "{lib}");
+        assert_extracted_as(lib, r, &client_span.context);
         if lib != &"otel_tracecontext" {
             assert_eq!(r["baggage"]["tenant"], json!("acme corp"), "{lib}");
             assert_eq!(r["baggage"]["request"], json!("web-1"), "{lib}");
