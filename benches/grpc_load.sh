@@ -18,6 +18,14 @@
 #   ROUNDS=1 DURATION=3 benches/grpc_load.sh     # a smoke run
 #   RATE=5000 benches/grpc_load.sh               # open loop, 5000 calls/s
 #   MODES="bare sampled otel-sampled" benches/grpc_load.sh
+#   UPSTREAM=1 benches/grpc_load.sh             # the client path too
+#
+# With UPSTREAM=1 a bare grpc-bench-server runs on CPU 1 as the upstream,
+# and every measured server forwards each call to it through the mode's
+# client instrumentation (`--upstream`): the CPU per call is then the
+# server span's and the client span's together. fastrace (its official
+# fastrace-tonic layers, Jaeger UDP reporter to the sink) is compared with
+# the sampling-everything modes.
 #
 # Without RATE the load is closed-loop and the calls/s figures only mean
 # "CPU per call" if the server's core is saturated: the cpu column shows
@@ -32,7 +40,8 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 CONCURRENCY=${CONCURRENCY:-32}
 RATE=${RATE:-}
-MODES=${MODES:-"bare noop unsampled sampled otel-sampled"}
+MODES=${MODES:-"bare noop unsampled sampled otel-unsampled otel-sampled fastrace"}
+UPSTREAM=${UPSTREAM:-}
 OUT=${OUT:-target/grpc-load}
 
 # common.sh installs wrk when it is missing; gRPC runs do not use it, so a
@@ -85,13 +94,25 @@ load() {
   forget "$lpid"
 }
 
+upstream_args=()
+if [ -n "$UPSTREAM" ]; then
+  up_port=$(free_port)
+  taskset -c 1 "$bin/grpc-bench-server" --mode bare --port "$up_port" --workers 1 >"$OUT/upstream.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q listening "$OUT/upstream.log" 2>/dev/null && break; sleep 0.05; done
+  grep -q listening "$OUT/upstream.log" || { echo "the upstream did not start:"; cat "$OUT/upstream.log"; exit 1; }
+  upstream_args=(--upstream "http://127.0.0.1:$up_port")
+  echo "upstream: bare grpc-bench-server on 127.0.0.1:$up_port (CPU 1); Unary is forwarded to it"
+fi
+
 results="$OUT/results.tsv"
 printf "round\tmode\trps\tp50_us\tp99_us\terrors\trss_kb\tcpu_us_per_call\tcpu_util\n" >"$results"
 for round in $(seq "$ROUNDS"); do
   for mode in $MODES; do
     port=$(free_port)
     log="$OUT/server-$round-$mode.log"
-    taskset -c 0 "$bin/grpc-bench-server" --mode "$mode" --port "$port" --workers 1 >"$log" 2>&1 &
+    taskset -c 0 "$bin/grpc-bench-server" --mode "$mode" --port "$port" --workers 1 \
+      "${upstream_args[@]}" >"$log" 2>&1 &
     spid=$!
     pids+=("$spid")
     for _ in $(seq 100); do
@@ -154,9 +175,10 @@ if busy < 0.95 and not open_loop:
     print(f"\nNote: bare's server used {busy:.0%} of its core, so grpc-load, not the server,"
           " limited calls/s: compare CPU µs/call, not calls/s.")
 
-# Added CPU per call relative to OpenTelemetry's, per round, then the median.
+# Added CPU per call relative to OpenTelemetry's (and fastrace's), per
+# round, then the median.
 ours = [m for m in modes if m in ("noop", "unsampled", "sampled")]
-refs = [o for o in ("otel-sampled", "otel-unsampled") if o in modes]
+refs = [o for o in ("otel-sampled", "otel-unsampled", "fastrace") if o in modes]
 if "bare" in modes and ours and refs:
     def added(rd, m, o):
         b, x, r = (get.get((rd, k)) for k in ("bare", m, o))
@@ -166,8 +188,8 @@ if "bare" in modes and ours and refs:
         tp = float("nan") if open_loop else div(float(b["rps"]) / float(x["rps"]) - 1, float(b["rps"]) / float(r["rps"]) - 1)
         cb, cx, cr = (float(v["cpu_us_per_call"]) for v in (b, x, r))
         return tp, div(cx - cb, cr - cb)
-    print("\nAdded CPU per call relative to OpenTelemetry (median over the rounds):")
-    print("| mode | vs | (bare/mode - 1) / (bare/otel - 1), calls/s | (mode - bare) / (otel - bare), CPU µs/call |")
+    print("\nAdded CPU per call relative to OpenTelemetry's or fastrace's (median over the rounds):")
+    print("| mode | vs | (bare/mode - 1) / (bare/other - 1), calls/s | (mode - bare) / (other - bare), CPU µs/call |")
     print("| --- | --- | ---: | ---: |")
     for o in refs:
         for m in ours:

@@ -114,6 +114,22 @@ pub fn jaeger_tracer(
         .map_err(|e| e.to_string())
 }
 
+/// fastrace's Jaeger UDP reporter, set as its global reporter, for the
+/// `fastrace` modes of the bench servers: to `JAEGER_AGENT_HOST` /
+/// `JAEGER_AGENT_PORT` (default `127.0.0.1:6831`), service `service`.
+#[cfg(feature = "fastrace")]
+pub fn set_fastrace_reporter(service: &str) -> Result<(), String> {
+    let host = std::env::var("JAEGER_AGENT_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("JAEGER_AGENT_PORT").unwrap_or_else(|_| "6831".into());
+    let agent: std::net::SocketAddr = format!("{host}:{port}")
+        .parse()
+        .map_err(|e| format!("JAEGER_AGENT_HOST/PORT {host}:{port}: {e}"))?;
+    let reporter = fastrace_jaeger::JaegerReporter::new(agent, service)
+        .map_err(|e| format!("fastrace Jaeger reporter: {e}"))?;
+    fastrace::set_reporter(reporter, fastrace::collector::Config::default());
+    Ok(())
+}
+
 /// A bench server's `main`: parses its arguments (exit 2 with the message
 /// on error), runs `run` on a runtime of `workers(&args)` threads, and
 /// exits 1 with the message if it fails.

@@ -2,8 +2,8 @@
 //! over plain HTTP/2, bare or behind our tonic layer, for load runs.
 //!
 //! ```text
-//! grpc-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled
-//!                   [--port N] [--workers N]
+//! grpc-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled|fastrace
+//!                   [--port N] [--workers N] [--upstream URL]
 //! ```
 //!
 //! `bench.Echo` (`tonic-interceptor/echo-proto/proto/echo.proto`): `Unary`
@@ -13,6 +13,12 @@
 //! `code` of the last one when non-zero); `Bidi` echoes each message, and
 //! ends with the status `code` of the first message that has one.
 //! `grpc.health.v1.Health/Check` answers `SERVING` (and is not traced).
+//!
+//! With `--upstream URL` (another grpc-bench-server, say `--mode bare`),
+//! `Unary` does not answer itself: it forwards the request to the
+//! upstream's `Unary` through the mode's client instrumentation and
+//! returns its answer, so a call costs a server span and a client span
+//! (the client path, as `http-bench-server`'s `/chain`).
 //!
 //! Modes: `bare` (no tracing), `noop` (our layer with the no-op tracer),
 //! `unsampled` and `sampled` (our layer with the Jaeger tracer configured
@@ -28,35 +34,59 @@
 //! under the level filter its users run with
 //! (`info,otel::tracing=trace,otel=debug`, `init-tracing-opentelemetry`'s).
 //!
+//! `fastrace`: fastrace as its users set it up, with its official
+//! `fastrace-tonic` layers (`FastraceServerLayer`: W3C `traceparent` in, a
+//! root span per call, every call sampled; `FastraceClientLayer` on the
+//! upstream channel, which injects `traceparent` but makes no span, so the
+//! forwarded call runs in a client span made by hand, as its examples do
+//! with `#[trace]`) and its Jaeger UDP reporter to `JAEGER_AGENT_HOST` /
+//! `JAEGER_AGENT_PORT`.
+//!
+//! Every client's channel connects lazily, with tonic's defaults
+//! (`TCP_NODELAY` on), one HTTP/2 connection shared by all calls.
+//!
 //! Accepted connections get `TCP_NODELAY`, as with tonic's own `serve`.
 
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
-use grpc_echo_proto::{Echo, EchoReply, EchoRequest, EchoServer};
-use opentracing_api::NoopTracer;
-use opentracing_tonic::GrpcServerLayer;
+use grpc_echo_proto::{Echo, EchoClient, EchoReply, EchoRequest, EchoServer};
+use opentracing_api::{NoopTracer, Tracer};
+use opentracing_tonic::{GrpcClientLayer, GrpcServerLayer};
 use tokio_stream::{Stream, StreamExt};
-use tonic::transport::Server;
+use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Code, Request, Response, Status, Streaming};
-use tonic_tracing_opentelemetry::middleware::{filters, server::OtelGrpcLayer};
+use tonic_tracing_opentelemetry::middleware::{client, filters, server::OtelGrpcLayer};
+use tower::ServiceBuilder;
 
 type ReplyStream = Pin<Box<dyn Stream<Item = Result<EchoReply, Status>> + Send>>;
+
+/// The upstream call `Unary` makes with `--upstream`, through the mode's
+/// client.
+type Forward = Arc<
+    dyn Fn(EchoRequest) -> Pin<Box<dyn Future<Output = Result<EchoReply, Status>> + Send>>
+        + Send
+        + Sync,
+>;
 
 struct Args {
     mode: String,
     port: u16,
     workers: usize,
+    upstream: Option<String>,
 }
 
-const USAGE: &str = "usage: grpc-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled [--port N] [--workers N]";
+const USAGE: &str = "usage: grpc-bench-server --mode bare|noop|unsampled|sampled|otel-unsampled|otel-sampled|fastrace [--port N] [--workers N] [--upstream URL]";
 
-const MODES: [&str; 6] = [
+const MODES: [&str; 7] = [
     "bare",
     "noop",
     "unsampled",
     "sampled",
     "otel-unsampled",
     "otel-sampled",
+    "fastrace",
 ];
 
 fn args() -> Result<Args, String> {
@@ -64,6 +94,7 @@ fn args() -> Result<Args, String> {
         mode: "bare".into(),
         port: 50051,
         workers: 1,
+        upstream: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,6 +103,7 @@ fn args() -> Result<Args, String> {
             "--mode" => a.mode = value()?,
             "--port" => a.port = value()?.parse().map_err(|_| "--port: not a port")?,
             "--workers" => a.workers = value()?.parse().map_err(|_| "--workers: not a number")?,
+            "--upstream" => a.upstream = Some(value()?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -91,13 +123,18 @@ fn reply(message: String) -> EchoReply {
     EchoReply { message }
 }
 
-/// `bench.Echo`.
-struct BenchEcho;
+/// `bench.Echo`, forwarding `Unary` to the upstream when there is one.
+struct BenchEcho {
+    forward: Option<Forward>,
+}
 
 #[tonic::async_trait]
 impl Echo for BenchEcho {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
         let r = request.into_inner();
+        if let Some(forward) = &self.forward {
+            return forward(r).await.map(Response::new);
+        }
         match status_of(r.code) {
             Some(status) => Err(status),
             None => Ok(Response::new(reply(r.message))),
@@ -195,6 +232,85 @@ fn otel_stack(mode: &str) -> Result<opentelemetry_sdk::trace::SdkTracerProvider,
     Ok(provider)
 }
 
+/// `Unary` calls through `client` (a generated client over the mode's
+/// instrumented channel), each in the future `wrap` makes of the call.
+fn forward<S, W, F>(client: EchoClient<S>, wrap: W) -> Forward
+where
+    S: tonic::client::GrpcService<tonic::body::Body> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    S::Error: Into<tonic::codegen::StdError>,
+    S::ResponseBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    <S::ResponseBody as http_body::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    W: Fn(Pin<Box<dyn Future<Output = Result<EchoReply, Status>> + Send>>) -> F
+        + Send
+        + Sync
+        + 'static,
+    F: Future<Output = Result<EchoReply, Status>> + Send + 'static,
+{
+    Arc::new(move |request| {
+        let mut client = client.clone();
+        let call = Box::pin(async move {
+            client
+                .unary(Request::new(request))
+                .await
+                .map(Response::into_inner)
+        });
+        Box::pin(wrap(call))
+    })
+}
+
+/// The upstream channel with our client layer and `tracer` on it.
+fn ours_forward<T>(channel: Channel, tracer: T) -> Forward
+where
+    T: Tracer + Clone + Send + Sync + 'static,
+{
+    let channel = ServiceBuilder::new()
+        .layer(GrpcClientLayer::new(tracer))
+        .service(channel);
+    forward(EchoClient::new(channel), |call| call)
+}
+
+#[cfg(feature = "fastrace")]
+fn fastrace_forward(channel: Channel) -> Forward {
+    use fastrace::future::FutureExt as _;
+    let channel = ServiceBuilder::new()
+        .layer(fastrace_tonic::FastraceClientLayer)
+        .service(channel);
+    forward(EchoClient::new(channel), |call| {
+        call.in_span(fastrace::Span::enter_with_local_parent("/bench.Echo/Unary"))
+    })
+}
+
+/// `--upstream`'s channel with the mode's client instrumentation (`tracer`
+/// for our traced modes), as the call `Unary` forwards.
+fn upstream_forward(
+    mode: &str,
+    tracer: Option<&opentracing_jaeger::JaegerTracer>,
+    upstream: Option<&str>,
+) -> Result<Option<Forward>, String> {
+    let Some(url) = upstream else {
+        return Ok(None);
+    };
+    let channel = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("--upstream {url}: {e}"))?
+        .connect_lazy();
+    Ok(Some(match (mode, tracer) {
+        ("noop", _) => ours_forward(channel, NoopTracer),
+        (_, Some(tracer)) => ours_forward(channel, tracer.clone()),
+        ("otel-unsampled" | "otel-sampled", _) => forward(
+            EchoClient::new(
+                ServiceBuilder::new()
+                    .layer(client::OtelGrpcLayer)
+                    .service(channel),
+            ),
+            |call| call,
+        ),
+        #[cfg(feature = "fastrace")]
+        ("fastrace", _) => fastrace_forward(channel),
+        _ => forward(EchoClient::new(channel), |call| call),
+    }))
+}
+
 fn main() {
     benchmarks::serve_main(args(), |a: &Args| a.workers, run);
 }
@@ -202,10 +318,27 @@ fn main() {
 async fn run(args: Args) -> Result<(), String> {
     // Set up before listening, as an application would (and so a bad
     // configuration fails before the load starts).
-    let provider = match args.mode.as_str() {
-        "otel-unsampled" | "otel-sampled" => Some(otel_stack(&args.mode)?),
+    let mode = args.mode.as_str();
+    let provider = match mode {
+        "otel-unsampled" | "otel-sampled" => Some(otel_stack(mode)?),
         _ => None,
     };
+    #[cfg(feature = "fastrace")]
+    if mode == "fastrace" {
+        benchmarks::set_fastrace_reporter("grpc-bench-server")?;
+    }
+    #[cfg(not(feature = "fastrace"))]
+    if mode == "fastrace" {
+        return Err("built without the `fastrace` feature".into());
+    }
+    let tracer = match mode {
+        "unsampled" | "sampled" => Some(benchmarks::jaeger_tracer(
+            "grpc-bench-server",
+            mode == "sampled",
+        )?),
+        _ => None,
+    };
+    let forward = upstream_forward(mode, tracer.as_ref(), args.upstream.as_deref())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .map_err(|e| format!("binding port {}: {e}", args.port))?;
@@ -216,7 +349,7 @@ async fn run(args: Args) -> Result<(), String> {
     );
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<EchoServer<BenchEcho>>().await;
-    let echo = EchoServer::new(BenchEcho);
+    let echo = EchoServer::new(BenchEcho { forward });
     // TCP_NODELAY, as tonic's own `serve` sets by default (it leaves the
     // streams given to `serve_with_incoming` as they are): with Nagle on, a
     // response's last frames can wait for the client's next ACK.
@@ -224,15 +357,8 @@ async fn run(args: Args) -> Result<(), String> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let served = match args.mode.as_str() {
-        "bare" => {
-            Server::builder()
-                .add_service(health)
-                .add_service(echo)
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-        }
-        "noop" => {
+    let served = match (mode, tracer) {
+        ("noop", _) => {
             Server::builder()
                 .layer(GrpcServerLayer::new(NoopTracer))
                 .add_service(health)
@@ -240,7 +366,15 @@ async fn run(args: Args) -> Result<(), String> {
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
         }
-        "otel-unsampled" | "otel-sampled" => {
+        (_, Some(tracer)) => {
+            Server::builder()
+                .layer(GrpcServerLayer::new(tracer))
+                .add_service(health)
+                .add_service(echo)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        ("otel-unsampled" | "otel-sampled", _) => {
             Server::builder()
                 .layer(OtelGrpcLayer::default().filter(filters::reject_healthcheck))
                 .add_service(health)
@@ -248,12 +382,17 @@ async fn run(args: Args) -> Result<(), String> {
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await
         }
-        mode => {
+        #[cfg(feature = "fastrace")]
+        ("fastrace", _) => {
             Server::builder()
-                .layer(GrpcServerLayer::new(benchmarks::jaeger_tracer(
-                    "grpc-bench-server",
-                    mode == "sampled",
-                )?))
+                .layer(fastrace_tonic::FastraceServerLayer::default())
+                .add_service(health)
+                .add_service(echo)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        _ => {
+            Server::builder()
                 .add_service(health)
                 .add_service(echo)
                 .serve_with_incoming_shutdown(incoming, shutdown)
@@ -262,6 +401,10 @@ async fn run(args: Args) -> Result<(), String> {
     };
     if let Some(p) = provider {
         let _ = p.shutdown();
+    }
+    #[cfg(feature = "fastrace")]
+    if mode == "fastrace" {
+        fastrace::flush();
     }
     served.map_err(|e| e.to_string())
 }

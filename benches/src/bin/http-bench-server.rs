@@ -283,14 +283,7 @@ fn otel(
 fn fastrace_app(client: Outgoing, upstream: Option<Arc<str>>) -> Result<Router, String> {
     use fastrace::future::FutureExt as _;
 
-    let host = std::env::var("JAEGER_AGENT_HOST").unwrap_or_else(|_| "127.0.0.1".into());
-    let port = std::env::var("JAEGER_AGENT_PORT").unwrap_or_else(|_| "6831".into());
-    let agent: std::net::SocketAddr = format!("{host}:{port}")
-        .parse()
-        .map_err(|e| format!("JAEGER_AGENT_HOST/PORT {host}:{port}: {e}"))?;
-    let reporter = fastrace_jaeger::JaegerReporter::new(agent, "http-bench-server")
-        .map_err(|e| format!("fastrace Jaeger reporter: {e}"))?;
-    fastrace::set_reporter(reporter, fastrace::collector::Config::default());
+    benchmarks::set_fastrace_reporter("http-bench-server")?;
     let chain: Chain = Arc::new(move |url| {
         let client = client.clone();
         let span = fastrace::Span::enter_with_local_parent("GET");
