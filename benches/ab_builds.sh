@@ -6,9 +6,9 @@
 # NEW over OLD in the same seconds: above 1 means NEW is faster. Comparing a
 # build with itself is the control (it reads 1, within about 1%).
 #
-#   cp target/release/http-bench-server /tmp/old    # before a change
+#   cp target/release/http-bench-server target/http-bench-server.old   # before a change
 #   ...change, cargo build --release -p benchmarks...
-#   benches/ab_builds.sh /tmp/old target/release/http-bench-server sampled
+#   benches/ab_builds.sh target/http-bench-server.old target/release/http-bench-server sampled
 #   ROUNDS=7 DURATION=6 benches/ab_builds.sh OLD NEW unsampled
 #
 # Both export to the same local sink. Stops every process it started.

@@ -1,5 +1,6 @@
-# Shared by benches/load.sh and benches/cpu_shares.sh (sourced, not run):
-# tools, the release build, process cleanup, the sink both stacks export to.
+# Shared by the load scripts in benches/ (sourced, not run): tools, the
+# release build, process cleanup, the sink every stack exports to, and small
+# helpers (free_port, side_by_side, cpu_ticks, cores, busy, forget, field).
 # Expects OUT to be set; sets bin, pids, http_port, udp_port and the OTEL_*
 # variables.
 
@@ -87,3 +88,30 @@ start_pinned() {
 wait_listening() {
   for _ in $(seq 50); do grep -q listening "$1" 2>/dev/null && return; sleep 0.1; done
 }
+
+# user + system time of a process so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# The counters of CPU 0 and CPU 1 from /proc/stat, for `busy`.
+cores() { grep -E '^cpu[01] ' /proc/stat | tr '\n' ' '; }
+
+# How busy a core was between two `cores` readings (0 to 1).
+busy() { # busy BEFORE AFTER CORE(0|1)
+  awk -v a="$1" -v b="$2" -v c="$3" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    o = c == 0 ? 1 : 12
+    tot = 0; for (i = 1; i <= 8; i++) tot += y[o + i] - x[o + i]
+    idle = (y[o + 4] - x[o + 4]) + (y[o + 5] - x[o + 5])
+    printf "%.3f", tot ? 1 - idle / tot : 0 }'
+}
+
+# Drops a reaped process from the cleanup list (its id may be reused).
+forget() {
+  local keep=() p
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
+
+# A field of a load generator's summary line (grpc-load's or http-load's,
+# in $line): calls|errors|rps|p50_us|p99_us.
+field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$line"; }

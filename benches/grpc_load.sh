@@ -64,19 +64,6 @@ fi
 echo "$ROUNDS round(s) x $n_modes mode(s), about $(awk -v r="$ROUNDS" -v m="$n_modes" -v w="$WARMUP" -v d="$DURATION" 'BEGIN { print int(r * m * (w + d + 1)) }') s; $CONCURRENCY calls in flight, $loop"
 hz=$(getconf CLK_TCK)
 
-# Drops a reaped process from the cleanup list (its id may be reused).
-forget() {
-  local keep=() p
-  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  pids=("${keep[@]}")
-}
-
-# A field of grpc-load's line (in $line): field calls|errors|rps|p50_us|p99_us
-field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$line"; }
-
-# user + system time of a process so far, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
 # grpc-load on CPU 1 in the background (so the cleanup trap can stop it),
 # bounded; its output in $2.   load RUN_SECONDS OUTFILE URL
 load() {

@@ -47,36 +47,12 @@ OUT=${OUT:-target/http-rate}
 # stand-in satisfies its check (and is gone once it is sourced).
 command -v wrk >/dev/null || wrk() { return 1; }
 # shellcheck source=benches/common.sh
-. benches/common.sh # the release build, cleanup trap, sink on CPU 1, OTEL_*, free_port
+. benches/common.sh # the release build, cleanup trap, sink on CPU 1, OTEL_*, free_port, cpu_ticks, cores, busy
 unset -f wrk
 echo "sink: OTLP/HTTP 127.0.0.1:$http_port, UDP 127.0.0.1:$udp_port"
 
 limit=$(awk -v w="$WARMUP" -v d="$DURATION" 'BEGIN { print int(w + d + 30) }')
 hz=$(getconf CLK_TCK)
-
-# Drops a reaped process from the cleanup list (its id may be reused).
-forget() {
-  local keep=() p
-  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  pids=("${keep[@]}")
-}
-
-# A field of http-load's line (in $line): calls|errors|rps|p50_us|p99_us
-field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$line"; }
-
-# user + system time of a process so far, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-
-# The cpu0 and cpu1 lines of /proc/stat; busy fraction between two of them.
-cores() { grep -E '^cpu[01] ' /proc/stat | tr '\n' ' '; }
-busy() { # busy BEFORE AFTER CORE(0|1)
-  awk -v a="$1" -v b="$2" -v c="$3" 'BEGIN {
-    n = split(a, x, " "); split(b, y, " ")
-    o = c == 0 ? 1 : 12   # fields: cpuN user nice system idle iowait irq softirq steal guest guest_nice
-    tot = 0; for (i = 1; i <= 8; i++) tot += y[o + i] - x[o + i]
-    idle = (y[o + 4] - x[o + 4]) + (y[o + 5] - x[o + 5])
-    printf "%.3f", tot ? 1 - idle / tot : 0 }'
-}
 
 # A server on CPU 0 with one worker; sets spid. start MODE LOG
 start() {
