@@ -257,7 +257,8 @@ impl JaegerTracer {
     /// [`MetricsSnapshot::spans_dropped_closed`](crate::MetricsSnapshot::spans_dropped_closed)
     /// (`jaeger_tracer_reporter_spans_total{result="dropped",reason="closed"}`).
     pub fn close(&self, timeout: Duration) -> Result<(), FlushError> {
-        let deadline = std::time::Instant::now() + timeout;
+        // `None`: no deadline (`Duration::MAX` means "wait for it").
+        let deadline = std::time::Instant::now().checked_add(timeout);
         let result = self.command(Command::Close, timeout);
         if result.is_ok() {
             if let Some(w) = &self.inner.worker {
@@ -270,7 +271,8 @@ impl JaegerTracer {
                     // The worker has answered; its thread only has its
                     // runtime to drop. Joined within the time left, or left
                     // to end on its own: `close` never waits past `timeout`.
-                    while !t.is_finished() && std::time::Instant::now() < deadline {
+                    while !t.is_finished() && deadline.is_none_or(|d| std::time::Instant::now() < d)
+                    {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                     if t.is_finished() {

@@ -547,6 +547,17 @@ fn flush_returns_under_steady_load() {
 }
 
 #[test]
+fn waiting_without_a_limit_is_allowed() {
+    let store = InMemoryTransport::new();
+    let tracer = tracer_with(&store).build().unwrap();
+    tracer.span("a").start().finish();
+    tracer.flush(Duration::MAX).unwrap();
+    tracer.span("b").start().finish();
+    tracer.close(Duration::MAX).unwrap();
+    assert_eq!(store.spans().len(), 2);
+}
+
+#[test]
 fn spans_after_close_are_dropped_and_counted() {
     let store = InMemoryTransport::new();
     let tracer = tracer_with(&store).build().unwrap();

@@ -79,7 +79,9 @@ pub use client::{GrpcClientLayer, GrpcClientService};
 pub use future::ResponseFuture;
 pub use interceptor::{ClientInterceptor, ServerInterceptor};
 pub use metadata::{MetadataExtractor, MetadataInjector};
-pub use server::{is_health_check, GrpcServerLayer, GrpcServerService};
+pub use server::{
+    is_health_check, GrpcServerLayer, GrpcServerService, MAX_METHOD_LEN, OTHER_METHOD,
+};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -29,6 +29,40 @@ pub fn is_health_check(method: &str) -> bool {
     method.starts_with("/grpc.health.v1.Health/")
 }
 
+/// The span name of a call whose path is not shaped like a gRPC method
+/// (see [`GrpcServerLayer`]).
+pub const OTHER_METHOD: &str = "_OTHER";
+
+/// The longest method path used as a span name (longer ones are named
+/// [`OTHER_METHOD`]).
+pub const MAX_METHOD_LEN: usize = 256;
+
+/// `path` as a span name when it has a gRPC method's shape,
+/// `/package.Service/Method` (ASCII letters, digits, `_`, `.` in the
+/// service, letters, digits and `_` in the method, at most
+/// [`MAX_METHOD_LEN`] bytes), else [`OTHER_METHOD`].
+pub(crate) fn method_name(path: &str) -> Cow<'static, str> {
+    let shaped = path.len() <= MAX_METHOD_LEN
+        && path
+            .strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .is_some_and(|(service, method)| {
+                !service.is_empty()
+                    && !method.is_empty()
+                    && service
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+                    && method
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            });
+    if shaped {
+        Cow::Owned(path.to_owned())
+    } else {
+        Cow::Borrowed(OTHER_METHOD)
+    }
+}
+
 #[derive(Clone)]
 struct ServerConfig {
     spans: SpanSettings<str>,
@@ -45,7 +79,15 @@ struct ServerConfig {
 /// axum router tonic services are mounted in.
 ///
 /// The span is named after the full method (`/driver.DriverService/FindNearest`)
-/// and tagged `span.kind=server`, `component=grpc`,
+/// when the request's path has that shape, and [`OTHER_METHOD`] otherwise:
+/// the path is whatever the caller sent, and the name goes on to
+/// per-operation sampling, metrics and the backend's list of operations,
+/// so junk or oversized paths must not become names. (A well-shaped method
+/// the server does not serve keeps its name, and is answered
+/// `UNIMPLEMENTED`; the tracer's per-operation sampler and
+/// [`RpcMetrics`](opentracing_tower::RpcMetrics) bound how many names they
+/// keep.) The span is
+/// tagged `span.kind=server`, `component=grpc`,
 /// `peer.ipv4`/`peer.ipv6` and `peer.port` (from tonic's `TcpConnectInfo`,
 /// a `SocketAddr` extension, or, with the `axum` feature, axum's
 /// `ConnectInfo<SocketAddr>`), and the status code as the integer
@@ -301,11 +343,7 @@ impl<T: Tracer> Shared<T> {
     /// otherwise the tracer builds it only for spans it records.
     fn start(&self, method: &str, parent: Option<SpanContext>) -> (Span, Cow<'static, str>) {
         let spans = &self.config.spans;
-        let name = |m: &str| {
-            spans
-                .custom_name(m)
-                .unwrap_or_else(|| Cow::Owned(m.to_owned()))
-        };
+        let name = |m: &str| spans.custom_name(m).unwrap_or_else(|| method_name(m));
         if self.config.observer.is_some() {
             let operation = name(method);
             let span = self
@@ -330,6 +368,38 @@ impl<T: Tracer> Shared<T> {
         span.set_tag(tags::COMPONENT, self.config.spans.component.clone());
         if let Some(addr) = peer(extensions) {
             tag_peer_addr(span, addr);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_method_shaped_paths_become_names() {
+        for ok in [
+            "/driver.DriverService/FindNearest",
+            "/Svc/M_1",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            assert_eq!(method_name(ok), ok);
+        }
+        let long = format!("/a.{}/M", "b".repeat(MAX_METHOD_LEN));
+        for junk in [
+            "",
+            "/",
+            "//M",
+            "/Svc/",
+            "/Svc",
+            "Svc/M",
+            "/Svc/M/extra",
+            "/Svc/M?x=1",
+            "/S\u{e9}rvice/M",
+            "/Svc/M\r\nx",
+            long.as_str(),
+        ] {
+            assert_eq!(method_name(junk), OTHER_METHOD, "{junk:?}");
         }
     }
 }

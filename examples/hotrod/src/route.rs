@@ -30,7 +30,18 @@ pub struct Route {
     pub eta: u64,
 }
 
-/// Compute seconds spent per customer and per web session, from baggage.
+/// Most customers, and most sessions, [`RouteStats`] keeps apart; the time
+/// of any further ones is added up under [`OTHER_KEY`]. The keys come from
+/// the callers' baggage, so without a bound any caller could grow the maps
+/// (and `/debug/vars`) for good.
+pub const MAX_STATS_KEYS: usize = 1000;
+
+/// The key of the time spent for customers and sessions past
+/// [`MAX_STATS_KEYS`].
+pub const OTHER_KEY: &str = "other";
+
+/// Compute seconds spent per customer and per web session, from baggage
+/// (at most [`MAX_STATS_KEYS`] of each).
 #[derive(Debug, Default)]
 pub struct RouteStats {
     by_customer: Mutex<BTreeMap<String, f64>>,
@@ -39,14 +50,16 @@ pub struct RouteStats {
 
 impl RouteStats {
     fn add(&self, customer: Option<String>, session: Option<String>, spent: Duration) {
-        // Milliseconds, as seconds (the original's resolution).
         let secs = spent.as_secs_f64();
         for (map, key) in [(&self.by_customer, customer), (&self.by_session, session)] {
             if let Some(key) = key.filter(|k| !k.is_empty()) {
-                *map.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .entry(key)
-                    .or_default() += secs;
+                let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+                let key = if map.len() < MAX_STATS_KEYS || map.contains_key(&key) {
+                    key
+                } else {
+                    OTHER_KEY.to_owned()
+                };
+                *map.entry(key).or_default() += secs;
             }
         }
     }
@@ -125,4 +138,29 @@ pub fn router(telemetry: &Telemetry) -> Result<Router, Error> {
         telemetry,
         &["route"],
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_keep_at_most_the_bound_of_keys_apart() {
+        let stats = RouteStats::default();
+        let ms = Duration::from_millis(1);
+        for i in 0..MAX_STATS_KEYS + 50 {
+            stats.add(Some("123".into()), Some(format!("s{i}")), ms);
+        }
+        // A session already kept still gets its own time.
+        stats.add(None, Some("s0".into()), ms);
+        let json = stats.to_json();
+        let sessions = json["route.calc.by.session.sec"]
+            .as_object()
+            .expect("an object");
+        assert_eq!(sessions.len(), MAX_STATS_KEYS + 1);
+        assert_eq!(sessions["s0"], 0.002);
+        assert_eq!(sessions[OTHER_KEY], 0.05);
+        assert!(!sessions.contains_key(&format!("s{MAX_STATS_KEYS}")));
+        assert_eq!(json["route.calc.by.customer.sec"]["123"], 1.05);
+    }
 }

@@ -304,16 +304,18 @@ fn parse_tags(s: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `lookback` as `{n}s`, `{n}m`, `{n}h` or `{n}d`; `None` for anything else
+/// (another unit, a number that does not fit).
 fn parse_lookback(s: &str) -> Option<Duration> {
-    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
-    let n: u64 = n.parse().ok()?;
+    let unit = s.chars().next_back()?;
+    let n: u64 = s[..s.len() - unit.len_utf8()].parse().ok()?;
     let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return None,
-    };
+        's' => Some(n),
+        'm' => n.checked_mul(60),
+        'h' => n.checked_mul(3600),
+        'd' => n.checked_mul(86_400),
+        _ => None,
+    }?;
     Some(Duration::from_secs(secs))
 }
 
@@ -436,5 +438,15 @@ mod tests {
         );
         assert_eq!(parse_lookback("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_lookback("custom"), None);
+    }
+
+    #[test]
+    fn a_hostile_lookback_is_ignored_not_a_panic() {
+        assert_eq!(parse_lookback("1\u{20ac}"), None); // multi-byte last character
+        assert_eq!(parse_lookback("\u{20ac}"), None);
+        assert_eq!(parse_lookback(""), None);
+        assert_eq!(parse_lookback("18446744073709551615d"), None); // overflows
+        assert_eq!(parse_lookback("99999999999999999999s"), None);
+        assert_eq!(parse_lookback("90s"), Some(Duration::from_secs(90)));
     }
 }

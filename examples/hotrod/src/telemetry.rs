@@ -3,6 +3,7 @@
 //! process's [`SpanStore`] for the built-in trace view.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -34,6 +35,39 @@ pub struct Telemetry {
     store: SpanStore,
     tracers: Arc<Mutex<BTreeMap<String, JaegerTracer>>>,
     rpc: Arc<Mutex<BTreeMap<String, Arc<RpcMetrics>>>>,
+    flushes: Arc<FlushGate>,
+}
+
+/// Runs blocking flushes one at a time, shared by the callers that wait
+/// together: a caller waits for a flush that started after it came (so
+/// what it finished before is delivered), and however many callers come,
+/// at most one flush runs and one more is wanted.
+#[derive(Debug, Default)]
+pub(crate) struct FlushGate {
+    /// Flushes started so far (each one's number).
+    started: AtomicU64,
+    /// The number of the last flush completed; held while one runs.
+    done: Arc<tokio::sync::Mutex<u64>>,
+}
+
+impl FlushGate {
+    /// Runs `flush` off the runtime unless a flush that started after this
+    /// call came has completed meanwhile. The gate stays held until `flush`
+    /// returns, even if this call is dropped first, so callers that give up
+    /// cannot pile flushes up.
+    pub(crate) async fn run(&self, flush: impl FnOnce() + Send + 'static) {
+        let arrived = self.started.load(Ordering::Acquire);
+        let mut done = Arc::clone(&self.done).lock_owned().await;
+        if *done > arrived {
+            return;
+        }
+        let n = self.started.fetch_add(1, Ordering::AcqRel) + 1;
+        let _ = tokio::task::spawn_blocking(move || {
+            flush();
+            *done = n;
+        })
+        .await;
+    }
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -66,6 +100,7 @@ impl Telemetry {
             store: SpanStore::new(max_spans),
             tracers: Arc::default(),
             rpc: Arc::default(),
+            flushes: Arc::default(),
         }
     }
 
@@ -147,6 +182,15 @@ impl Telemetry {
         for t in self.all_tracers() {
             let _ = t.flush(timeout);
         }
+    }
+
+    /// [`flush`](Self::flush) from async code, for requests that must see
+    /// the spans finished before them: off the runtime, and shared, so
+    /// that however many requests ask at once, one flush runs at a time
+    /// (a request waits for one that started after it came).
+    pub async fn flushed(&self, timeout: Duration) {
+        let t = self.clone();
+        self.flushes.run(move || t.flush(timeout)).await;
     }
 
     /// Delivers what is queued and stops every tracer. Blocks: call it off
@@ -231,6 +275,54 @@ fn add_label(sample: &str, key: &str, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_flushes_are_shared_and_cancelled_callers_pile_nothing_up() {
+        let gate = Arc::new(FlushGate::default());
+        let runs = Arc::new(AtomicU64::new(0));
+        let running = Arc::new(AtomicU64::new(0));
+        let overlaps = Arc::new(AtomicU64::new(0));
+        let flush = {
+            let (runs, running, overlaps) = (runs.clone(), running.clone(), overlaps.clone());
+            move || {
+                if running.fetch_add(1, Ordering::SeqCst) != 0 {
+                    overlaps.fetch_add(1, Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(30));
+                runs.fetch_add(1, Ordering::SeqCst);
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+        };
+        // Callers that give up at once: at most one flush starts meanwhile.
+        for _ in 0..50 {
+            let (gate, f) = (gate.clone(), flush.clone());
+            let _ = tokio::time::timeout(Duration::from_millis(1), async move {
+                gate.run(f).await;
+            })
+            .await;
+        }
+        // 100 callers at once: each sees a flush that started after it came.
+        let callers: Vec<_> = (0..100)
+            .map(|_| {
+                let (gate, f) = (gate.clone(), flush.clone());
+                tokio::spawn(async move {
+                    let before = runs_started(&gate);
+                    gate.run(f).await;
+                    assert!(*gate.done.lock().await > before);
+                })
+            })
+            .collect();
+        for c in callers {
+            c.await.expect("a caller");
+        }
+        let total = runs.load(Ordering::SeqCst);
+        assert!((1..=6).contains(&total), "{total} flushes for 150 callers");
+        assert_eq!(overlaps.load(Ordering::SeqCst), 0, "one flush at a time");
+    }
+
+    fn runs_started(gate: &FlushGate) -> u64 {
+        gate.started.load(Ordering::Acquire)
+    }
 
     #[test]
     fn labels_are_added() {

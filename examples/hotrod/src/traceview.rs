@@ -25,8 +25,7 @@ const TRACE_HTML: &str = include_str!("../web/trace.html");
 
 /// Makes sure the spans finished so far are in the store.
 async fn flushed(telemetry: &Telemetry) {
-    let t = telemetry.clone();
-    let _ = tokio::task::spawn_blocking(move || t.flush(Duration::from_millis(500))).await;
+    telemetry.flushed(Duration::from_millis(500)).await;
 }
 
 fn not_found(message: &str) -> Response {

@@ -15,7 +15,7 @@ use serde_json::Value;
 ///
 /// The simulated Redis fails every fifth call, counting the calls of all
 /// requests: under concurrency one driver's three attempts can all fail,
-/// and that dispatch answers 500, as the original's does. Such a trace is
+/// and that dispatch answers 500, as Jaeger's Go HotROD does. Such a trace is
 /// kept (its customer lookup is all these tests need), without its routes.
 async fn concurrent_dispatches(hotrod: &Hotrod, session: &str, n: usize) -> Vec<Trace> {
     let customers = ["123", "392", "731", "567"];
