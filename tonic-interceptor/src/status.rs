@@ -16,7 +16,8 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderName, StatusCode};
+use opentracing_api::find_header;
 use opentracing_tower::lifecycle::RequestSpan;
 use percent_encoding::percent_decode;
 use tonic::Code;
@@ -42,12 +43,18 @@ pub const GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
 /// assert_eq!((code, &*message), (Code::NotFound, "no such driver"));
 /// ```
 pub fn read_status(headers: &HeaderMap) -> Option<(Code, Cow<'_, str>)> {
-    let code = Code::from_bytes(headers.get("grpc-status")?.as_bytes());
-    let message = headers.get("grpc-message").map_or(Cow::Borrowed(""), |m| {
+    let code = Code::from_bytes(find_header(headers, &GRPC_STATUS_H)?.as_bytes());
+    let message = find_header(headers, &GRPC_MESSAGE_H).map_or(Cow::Borrowed(""), |m| {
         percent_decode(m.as_bytes()).decode_utf8_lossy()
     });
     Some((code, message))
 }
+
+// Looked up on every call: by `HeaderName`, since a `&str` key is parsed
+// (and hashed) on each lookup.
+static GRPC_STATUS_H: HeaderName = HeaderName::from_static("grpc-status");
+static GRPC_MESSAGE_H: HeaderName = HeaderName::from_static("grpc-message");
+static GRPC_TIMEOUT_H: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// The gRPC code of a non-gRPC HTTP response, as gRPC clients map it
 /// (`400` `INTERNAL`, `401` `UNAUTHENTICATED`, `403` `PERMISSION_DENIED`,
@@ -107,7 +114,7 @@ pub(crate) fn record(t: &mut RequestSpan, code: Code, message: &str) {
 /// The call's timeout from its `grpc-timeout` header (`1..=8` digits and a
 /// unit: `H`, `M`, `S`, `m`, `u`, `n`), if it has a valid one.
 pub(crate) fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get("grpc-timeout")?.as_bytes();
+    let v = find_header(headers, &GRPC_TIMEOUT_H)?.as_bytes();
     let (&unit, digits) = v.split_last()?;
     if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
         return None;

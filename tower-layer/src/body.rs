@@ -46,6 +46,7 @@ pin_project_lite::pin_project! {
 
 /// Whether user code produces `body` as it is polled (a stream, server-sent
 /// events): it has no exact length and has not ended.
+#[cfg(feature = "axum")]
 pub(crate) fn is_streaming<B: Body>(body: &B) -> bool {
     body.size_hint().exact().is_none() && !body.is_end_stream()
 }

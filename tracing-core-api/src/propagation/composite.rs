@@ -35,6 +35,10 @@ pub struct CompositePropagator {
     /// Read after `propagators`, never written: formats to understand from
     /// callers without sending them on (B3 from Zipkin-instrumented peers).
     extract_only: Vec<Box<dyn Propagator>>,
+    /// The header names of `extract_only`, removed on inject; parsed once
+    /// here, not on every call (most are not standard names, and parsing
+    /// one allocates).
+    stale_fields: Vec<http::HeaderName>,
 }
 
 impl CompositePropagator {
@@ -43,12 +47,18 @@ impl CompositePropagator {
         CompositePropagator {
             propagators,
             extract_only: Vec::new(),
+            stale_fields: Vec::new(),
         }
     }
 
     /// Also extracts these formats (after the others), without injecting
     /// them.
     pub fn extracting_also(mut self, propagators: Vec<Box<dyn Propagator>>) -> Self {
+        self.stale_fields = propagators
+            .iter()
+            .flat_map(|p| Propagator::fields(&**p))
+            .filter_map(|name| http::HeaderName::from_bytes(name.as_bytes()).ok())
+            .collect();
         self.extract_only = propagators;
         self
     }
@@ -67,12 +77,8 @@ impl Propagator for CompositePropagator {
         // Formats only read must not go out stale (a proxy forwarding the
         // headers it received would otherwise send the caller's B3 ids next
         // to this span's context).
-        for p in &self.extract_only {
-            for name in p.fields() {
-                if let Ok(h) = http::HeaderName::from_bytes(name.as_bytes()) {
-                    carrier.remove(&h);
-                }
-            }
+        for name in &self.stale_fields {
+            carrier.remove(name);
         }
     }
 
@@ -205,6 +211,35 @@ mod tests {
         h.remove("x-b3-traceid");
         h.remove("x-b3-spanid");
         assert!(all().extract(Format::HttpHeaders, &h).is_err());
+    }
+
+    #[test]
+    fn formats_only_read_are_removed_on_inject_from_small_and_large_maps() {
+        let p = CompositePropagator::new(vec![Box::new(TraceContextPropagator::new())])
+            .extracting_also(vec![Box::new(B3Propagator::new())]);
+        let cx = SpanContext::new(
+            crate::TraceId::from_u64(1),
+            crate::SpanId::from_u64(2),
+            crate::TraceFlags::SAMPLED,
+        );
+        for others in [0, 3, 30] {
+            let mut h = http::HeaderMap::new();
+            for i in 0..others {
+                h.insert(
+                    http::HeaderName::from_bytes(format!("x-other-{i}").as_bytes()).unwrap(),
+                    http::HeaderValue::from_static("1"),
+                );
+            }
+            h.insert("x-b3-traceid", http::HeaderValue::from_static("1"));
+            h.insert("B3", http::HeaderValue::from_static("1-2-1"));
+            p.inject(&cx, Format::HttpHeaders, &mut h);
+            assert!(
+                h.get("x-b3-traceid").is_none() && h.get("b3").is_none(),
+                "{others}"
+            );
+            assert!(h.get("traceparent").is_some());
+            assert_eq!(h.len(), others + 1);
+        }
     }
 
     #[test]
