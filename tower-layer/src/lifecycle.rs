@@ -22,7 +22,7 @@
 //! ```
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -189,16 +189,31 @@ pub fn traced_body<B: http_body::Body>(body: B, request: RequestSpan) -> crate::
 /// IPv4.
 #[inline]
 pub fn tag_peer_addr(span: &mut Span, addr: SocketAddr) {
-    let ip = addr.ip().to_canonical();
-    span.set_tag(
-        if ip.is_ipv4() {
-            tags::PEER_HOST_IPV4
-        } else {
-            tags::PEER_HOST_IPV6
-        },
-        ip.to_string(),
-    );
+    match addr.ip().to_canonical() {
+        IpAddr::V4(ip) => span.set_tag(tags::PEER_HOST_IPV4, ipv4_string(ip)),
+        ip @ IpAddr::V6(_) => span.set_tag(tags::PEER_HOST_IPV6, ip.to_string()),
+    }
     span.set_tag(tags::PEER_PORT, addr.port());
+}
+
+/// `ip` in dotted decimal, as its `Display` writes it, without the
+/// formatting machinery (a tenth of the instructions, on every sampled
+/// server span).
+fn ipv4_string(ip: Ipv4Addr) -> String {
+    let mut s = String::with_capacity(15);
+    for (i, n) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if n >= 100 {
+            s.push(char::from(b'0' + n / 100));
+        }
+        if n >= 10 {
+            s.push(char::from(b'0' + n / 10 % 10));
+        }
+        s.push(char::from(b'0' + n % 10));
+    }
+    s
 }
 
 /// Tags the peer's host name and port (`peer.hostname`, `peer.port`), for
@@ -393,4 +408,23 @@ pub fn run_in_span<R>(tracked: &mut Option<Box<RequestSpan>>, f: impl FnOnce() -
     let r = f();
     std::mem::forget(bomb);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_addresses_read_as_their_display() {
+        for n in 0..=255u8 {
+            for ip in [
+                Ipv4Addr::new(n, 0, 9, 255),
+                Ipv4Addr::new(10, n, 100, 99),
+                Ipv4Addr::new(127, 1, n, 10),
+                Ipv4Addr::new(255, 200, 1, n),
+            ] {
+                assert_eq!(ipv4_string(ip), ip.to_string());
+            }
+        }
+    }
 }
