@@ -30,7 +30,8 @@
 # --client / --upstream and reads no CPU time (the throughput ratio alone
 # understates a mode's cost when CPU 0 is not saturated: see the cpu0
 # column); this script has its own round on the same plan, with
-# common.sh's sink, cleanup, headers and helpers. common.sh is unchanged.
+# common.sh's sink, cleanup, headers and helpers, and the summary of
+# benches/paired_summary.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
