@@ -223,6 +223,37 @@ fn logs_per_span_are_capped_and_counted() {
 }
 
 #[test]
+fn the_cap_is_exact_with_threads_logging_on_one_span() {
+    let tracer = MockTracer::new();
+    let layer = OpenTracingLayer::new(tracer.clone()).with_max_logs_per_span(50);
+    let dropped = layer.dropped_logs_counter();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let request = tracer.span("request").start_shared();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (dispatch, request) = (dispatch.clone(), request.clone());
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    request.in_scope(|| {
+                        for i in 0..200 {
+                            tracing::info!(i, "racing");
+                        }
+                    });
+                });
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    request.finish();
+    let s = span(&tracer.finished_spans(), "request").clone();
+    assert_eq!(s.logs.len(), 50);
+    assert_eq!(dropped.get(), 8 * 200 - 50);
+    assert_eq!(s.tag(LOGS_DROPPED_TAG), Some(&TagValue::I64(8 * 200 - 50)));
+}
+
+#[test]
 fn spans_under_the_cap_are_not_tagged() {
     let tracer = MockTracer::new();
     with_bridge(OpenTracingLayer::new(tracer.clone()), || {
