@@ -264,18 +264,26 @@ where
 }
 
 impl<T: Tracer + 'static> OpenTracingLayer<T> {
-    /// Whether a span holding `logs` logs may take one more. A log over
-    /// the cap is counted, here and on the span's [`LOGS_DROPPED_TAG`].
-    fn admit(&self, span: &mut opentracing_api::Span, logs: usize) -> bool {
+    /// Whether `span` records and may take one more log. A log over the
+    /// cap is counted, here and on the span's [`LOGS_DROPPED_TAG`]. Two
+    /// threads logging on one span at once may pass the cap by a log each:
+    /// the bound holds, without a lock of its own.
+    fn admit(&self, span: &SharedSpan) -> bool {
+        let Some(logs) = span.log_count() else {
+            // Unrecorded spans cost this check and nothing more.
+            return false;
+        };
         if (logs as u64) < self.max_logs {
             return true;
         }
         self.dropped.fetch_add(1, Ordering::Relaxed);
-        let dropped = span
-            .tag(LOGS_DROPPED_TAG)
-            .and_then(opentracing_api::TagValue::as_i64)
-            .unwrap_or(0);
-        span.set_tag(LOGS_DROPPED_TAG, dropped.saturating_add(1));
+        span.with(|s| {
+            let dropped = s
+                .tag(LOGS_DROPPED_TAG)
+                .and_then(opentracing_api::TagValue::as_i64)
+                .unwrap_or(0);
+            s.set_tag(LOGS_DROPPED_TAG, dropped.saturating_add(1));
+        });
         false
     }
 }
@@ -370,30 +378,25 @@ where
         let Some(span) = target_of(event, &ctx) else {
             return;
         };
-        // One lock for the check, the cap and the log; a span that records
-        // nothing costs the check alone. (Logs and the `error` tag leave
-        // the span's context as it is.)
-        span.if_recording(|span| {
-            if !span.log_count().is_some_and(|logs| self.admit(span, logs)) {
-                return;
+        if !self.admit(&span) {
+            return;
+        }
+        let meta = event.metadata();
+        let mut fields: Vec<Field> = Vec::with_capacity(meta.fields().len() + 2);
+        event.record(&mut FieldVisitor::event(EVENT_FIELD, |key, value| {
+            let field = Field { key, value };
+            // The message first, as an `event` field conventionally is.
+            if field.key == EVENT_FIELD {
+                fields.insert(0, field);
+            } else {
+                fields.push(field);
             }
-            let meta = event.metadata();
-            let mut fields: Vec<Field> = Vec::with_capacity(meta.fields().len() + 2);
-            event.record(&mut FieldVisitor::event(EVENT_FIELD, |key, value| {
-                let field = Field { key, value };
-                // The message first, as an `event` field conventionally is.
-                if field.key == EVENT_FIELD {
-                    fields.insert(0, field);
-                } else {
-                    fields.push(field);
-                }
-            }));
-            fields.push(Field::new(LEVEL_FIELD, meta.level().as_str()));
-            fields.push(Field::new(TARGET_FIELD, meta.target()));
-            span.log(fields);
-            if *meta.level() == Level::ERROR {
-                span.set_tag(tags::ERROR, true);
-            }
-        });
+        }));
+        fields.push(Field::new(LEVEL_FIELD, meta.level().as_str()));
+        fields.push(Field::new(TARGET_FIELD, meta.target()));
+        span.log(fields);
+        if *meta.level() == Level::ERROR {
+            span.set_tag(tags::ERROR, true);
+        }
     }
 }

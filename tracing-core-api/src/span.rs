@@ -515,24 +515,6 @@ impl SharedSpan {
         r
     }
 
-    /// Runs `f` on the span under one lock if the span records, and
-    /// returns its result; `None`, without running `f`, if it does not.
-    /// For instrumentation that adds logs or tags to spans that are often
-    /// not sampled: those then cost the check alone.
-    ///
-    /// `f` must not change the span's context (baggage, a
-    /// `sampling.priority` tag): unlike [`with`](Self::with), this does
-    /// not bring the shared copy of the context up to date afterwards.
-    #[doc(hidden)]
-    pub fn if_recording<R>(&self, f: impl FnOnce(&mut Span) -> R) -> Option<R> {
-        let mut span = lock(&self.0.span);
-        if span.is_recording() {
-            Some(f(&mut span))
-        } else {
-            None
-        }
-    }
-
     fn sync_context(&self, span: &Span) {
         let mut cx = lock(&self.0.context);
         if *cx != span.context {
