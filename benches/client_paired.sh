@@ -109,8 +109,7 @@ pair() {
   ca1=$(cpu_ticks "$sa")
   cb1=$(cpu_ticks "$sb")
   s1=$(cores)
-  kill "$sa" "$sb" 2>/dev/null || true
-  wait "$sa" "$sb" 2>/dev/null || true
+  stop "$sa" "$sb"
   RPS_A=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-a.txt")
   RPS_B=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-b.txt")
   CPU_A=$(awk -v c="$((ca1 - ca0))" -v hz="$hz" -v r="$RPS_A" -v d="$DURATION" 'BEGIN { printf "%.2f", c / hz * 1e6 / (r * d) }')

@@ -72,10 +72,21 @@ side_by_side() {
   w=$!
   taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$hdr1" -H "$hdr2" "$ub" >"$OUT/wrk-b.txt"
   wait "$w"
-  kill "$sa" "$sb" 2>/dev/null || true
-  wait "$sa" "$sb" 2>/dev/null || true
+  stop "$sa" "$sb"
   RPS_A=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-a.txt")
   RPS_B=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-b.txt")
+}
+
+# Stops processes and waits until they are gone (at most 10 s): servers
+# started by `start_pinned` run in a command substitution, so they are not
+# this shell's children and `wait` cannot wait for them.   stop PID...
+stop() {
+  kill "$@" 2>/dev/null || true
+  wait "$@" 2>/dev/null || true
+  local p
+  for p in "$@"; do
+    for _ in $(seq 200); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+  done
 }
 
 # A server in its own session (scheduling group) on CPU 0.

@@ -69,7 +69,7 @@ hz=$(getconf CLK_TCK)
 load() {
   local lpid
   timeout "$limit" taskset -c 1 "$bin/grpc-load" --target "$3" --concurrency "$CONCURRENCY" \
-    --duration "$1" "${rate_args[@]}" >"$2" 2>&1 &
+    --duration "$1" ${rate_args[@]+"${rate_args[@]}"} >"$2" 2>&1 &
   lpid=$!
   pids+=("$lpid")
   if ! wait "$lpid"; then
@@ -99,7 +99,7 @@ for round in $(seq "$ROUNDS"); do
     port=$(free_port)
     log="$OUT/server-$round-$mode.log"
     taskset -c 0 "$bin/grpc-bench-server" --mode "$mode" --port "$port" --workers 1 \
-      "${upstream_args[@]}" >"$log" 2>&1 &
+      ${upstream_args[@]+"${upstream_args[@]}"} >"$log" 2>&1 &
     spid=$!
     pids+=("$spid")
     for _ in $(seq 100); do

@@ -65,7 +65,7 @@ fi
 # A measured server on CPU 0 in its own session.   measured MODE PORT LOG -> pid
 measured() {
   setsid taskset -c 0 "$bin/grpc-bench-server" --mode "$1" --port "$2" --workers 1 \
-    "${upstream_args[@]}" >"$3" 2>&1 &
+    ${upstream_args[@]+"${upstream_args[@]}"} >"$3" 2>&1 &
   echo $!
 }
 
@@ -115,17 +115,21 @@ pair() {
   ca1=$(cpu_ticks "$sa")
   cb1=$(cpu_ticks "$sb")
   s1=$(cores)
-  kill "$sa" "$sb" 2>/dev/null || true
-  wait "$sa" "$sb" 2>/dev/null || true
+  stop "$sa" "$sb"
   forget "$sa"
   forget "$sb"
-  line=$(grep '^calls=' "$OUT/load-a.txt")
+  line=$(grep '^calls=' "$OUT/load-a.txt" || true)
   RPS_A=$(field rps)
   calls_a=$(field calls)
   ERR=$(field errors)
-  line=$(grep '^calls=' "$OUT/load-b.txt")
+  line=$(grep '^calls=' "$OUT/load-b.txt" || true)
   RPS_B=$(field rps)
   calls_b=$(field calls)
+  if [ "${calls_a:-0}" -le 0 ] || [ "${calls_b:-0}" -le 0 ]; then
+    echo "no call answered ($1, round $round):"
+    cat "$OUT/load-a.txt" "$OUT/load-b.txt"
+    exit 1
+  fi
   ERR=$((ERR + $(field errors)))
   CPU_A=$(awk -v c="$((ca1 - ca0))" -v hz="$hz" -v n="$calls_a" 'BEGIN { printf "%.2f", c / hz * 1e6 / n }')
   CPU_B=$(awk -v c="$((cb1 - cb0))" -v hz="$hz" -v n="$calls_b" 'BEGIN { printf "%.2f", c / hz * 1e6 / n }')

@@ -74,7 +74,7 @@ start() {
   url="http://127.0.0.1:$port$URL_PATH"
 }
 
-stop() {
+stop_server() {
   kill "$spid" 2>/dev/null || true
   wait "$spid" 2>/dev/null || true
   forget "$spid"
@@ -125,7 +125,7 @@ if [ -z "$RATE" ]; then
     printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$run" "$(field rps)" "$(field p50_us)" "$(field p99_us)" \
       "$(field errors)" "$cpu" "$b0" "$b1" | tee -a "$peak_tsv"
   done
-  stop
+  stop_server
   peak=$(cut -f2 "$peak_tsv" | tail -n +2 | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
   RATE=$(awk -v p="$peak" -v f="$FRACTION" 'BEGIN { printf "%d", p * f }')
   echo "bare's peak (median): $peak requests/s; the rate: $FRACTION of it = $RATE requests/s"
@@ -143,7 +143,7 @@ for round in $(seq "$ROUNDS"); do
     start "$mode" "$OUT/server-$round-$mode.log"
     load "$WARMUP" "$OUT/warmup-$round-$mode.txt" --rate "$RATE" --tick-us "$TICK_US"
     measured "$OUT/rate-$round-$mode.txt" --rate "$RATE" --tick-us "$TICK_US"
-    stop
+    stop_server
     printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$round" "$mode" "$(field rps)" "$(field p50_us)" \
       "$(field p99_us)" "$(field errors)" "$cpu" "$b0" "$b1" | tee -a "$results"
   done

@@ -199,7 +199,9 @@ impl<T> GrpcServerLayer<T> {
     }
 
     /// Calls `observer` with each finished call: the operation is the
-    /// method path, the status the gRPC code (see
+    /// span's name (the method path, or [`OTHER_METHOD`] for a path not
+    /// shaped like one, unless [`with_operation_name`](Self::with_operation_name)
+    /// says otherwise), the status the gRPC code (see
     /// [`RpcMetrics`](opentracing_tower::RpcMetrics)). Calls the filter
     /// skips are not observed.
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {

@@ -109,6 +109,11 @@ impl<T: Tracer + 'static> OpenTracingLayer<T> {
     /// a [`LOGS_DROPPED_TAG`] tag with how many it lost. The cap holds for
     /// every span the layer logs on, whoever started it, so a loop cannot
     /// grow a span without bound. `usize::MAX` lifts it.
+    ///
+    /// The cap is checked without holding the span while an event's fields
+    /// are formatted (a field's `Debug` may log an event itself), so
+    /// threads logging on one span at the same moment, or an event logged
+    /// while another is being formatted, can each pass it by one log.
     pub fn with_max_logs_per_span(mut self, max: usize) -> Self {
         self.max_logs = u64::try_from(max).unwrap_or(u64::MAX);
         self

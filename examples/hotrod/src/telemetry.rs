@@ -293,7 +293,8 @@ mod tests {
                 running.fetch_sub(1, Ordering::SeqCst);
             }
         };
-        // Callers that give up at once: at most one flush starts meanwhile.
+        // Callers that give up at once: whatever they started runs to its
+        // end, one flush at a time (checked by `overlaps` below).
         for _ in 0..50 {
             let (gate, f) = (gate.clone(), flush.clone());
             let _ = tokio::time::timeout(Duration::from_millis(1), async move {
@@ -301,7 +302,9 @@ mod tests {
             })
             .await;
         }
-        // 100 callers at once: each sees a flush that started after it came.
+        // 100 callers at once: each sees a flush that started after it came,
+        // and they share a few flushes instead of running 100 in a row.
+        let before = runs.load(Ordering::SeqCst);
         let callers: Vec<_> = (0..100)
             .map(|_| {
                 let (gate, f) = (gate.clone(), flush.clone());
@@ -315,8 +318,11 @@ mod tests {
         for c in callers {
             c.await.expect("a caller");
         }
-        let total = runs.load(Ordering::SeqCst);
-        assert!((1..=6).contains(&total), "{total} flushes for 150 callers");
+        let shared = runs.load(Ordering::SeqCst) - before;
+        assert!(
+            (1..=20).contains(&shared),
+            "{shared} flushes for 100 callers"
+        );
         assert_eq!(overlaps.load(Ordering::SeqCst), 0, "one flush at a time");
     }
 
