@@ -53,20 +53,12 @@ limit=$((DURATION + 30))
 wrk_errors() {
   awk '/Non-2xx/ { n += $NF } /Socket errors/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) n += $i } END { print n + 0 }' "$1"
 }
-wait_up() { # wait_up LOG PID NAME
-  wait_listening "$1"
-  if ! grep -q listening "$1" 2>/dev/null; then
-    echo "$3 did not start:"
-    cat "$1"
-    exit 1
-  fi
-}
 
 # The shared upstream: bare, one worker, on CPU 1 with the load generators.
 up_port=$(free_port)
 taskset -c 1 "$bin/http-bench-server" --mode bare --port "$up_port" --workers 1 >"$OUT/upstream.log" 2>&1 &
 pids+=($!)
-wait_up "$OUT/upstream.log" $! upstream
+wait_up "$OUT/upstream.log" upstream
 upstream="http://127.0.0.1:$up_port"
 
 # A measured server on CPU 0 in its own session: chain_server MODE CLIENT PORT LOG -> pid
@@ -91,8 +83,8 @@ pair() {
     sb=$(chain_server "$2" "$1" "$pb" "$OUT/server-b.log")
   fi
   pids+=("$sa" "$sb")
-  wait_up "$OUT/server-a.log" "$sa" "bare ($1)"
-  wait_up "$OUT/server-b.log" "$sb" "$2 ($1)"
+  wait_up "$OUT/server-a.log" "bare ($1)"
+  wait_up "$OUT/server-b.log" "$2 ($1)"
   ua="http://127.0.0.1:$pa$URL_PATH"
   ub="http://127.0.0.1:$pb$URL_PATH"
   taskset -c 1 timeout "$limit" wrk -t1 -c"$CONNS" -d2s -H "$hdr1" -H "$hdr2" "$ua" >/dev/null &

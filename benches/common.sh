@@ -1,6 +1,7 @@
 # Shared by the load scripts in benches/ (sourced, not run): tools, the
 # release build, process cleanup, the sink every stack exports to, and small
-# helpers (free_port, side_by_side, cpu_ticks, cores, busy, forget, field).
+# helpers (free_port, side_by_side, wait_up, start_grpc_upstream, stop,
+# cpu_ticks, cores, busy, forget, field).
 # Expects OUT to be set; sets bin, pids, http_port, udp_port and the OTEL_*
 # variables.
 
@@ -94,6 +95,29 @@ stop() {
 start_pinned() {
   setsid taskset -c 0 "$1" --mode "$2" --port "$3" --workers 1 >"$4" 2>&1 &
   echo $!
+}
+
+# Waits until a server's log says it is listening (at most SECONDS, default
+# 5); otherwise prints the log and exits.   wait_up LOG NAME [SECONDS]
+wait_up() {
+  for _ in $(seq $((${3:-5} * 20))); do grep -q listening "$1" 2>/dev/null && return; sleep 0.05; done
+  echo "$2 did not start:"
+  cat "$1"
+  exit 1
+}
+
+# With UPSTREAM set, a bare grpc-bench-server on CPU 1 (with the load
+# generators) as the upstream the measured servers forward calls to; sets
+# upstream_args to the servers' `--upstream` argument (empty without it).
+start_grpc_upstream() {
+  upstream_args=()
+  [ -n "${UPSTREAM:-}" ] || return 0
+  local port
+  port=$(free_port)
+  taskset -c 1 "$bin/grpc-bench-server" --mode bare --port "$port" --workers 1 >"$OUT/upstream.log" 2>&1 &
+  pids+=($!)
+  wait_up "$OUT/upstream.log" "the upstream"
+  upstream_args=(--upstream "http://127.0.0.1:$port")
 }
 
 wait_listening() {

@@ -29,14 +29,7 @@ command -v wrk >/dev/null || wrk() { return 1; }
 unset -f wrk
 export OTEL_SERVICE_NAME=grpc-bench-server
 
-upstream_args=()
-if [ -n "$UPSTREAM" ]; then
-  up_port=$(free_port)
-  "$bin/grpc-bench-server" --mode bare --port "$up_port" --workers 1 >"$OUT/upstream.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do grep -q listening "$OUT/upstream.log" 2>/dev/null && break; sleep 0.05; done
-  upstream_args=(--upstream "http://127.0.0.1:$up_port")
-fi
+start_grpc_upstream
 
 # Instructions and calls of one run under callgrind.   measure MODE SECONDS -> "IR CALLS"
 measure() {
@@ -47,7 +40,7 @@ measure() {
     ${upstream_args[@]+"${upstream_args[@]}"} >"$OUT/server-$1-$2.log" 2>&1 &
   srv=$!
   pids+=("$srv")
-  for _ in $(seq 300); do grep -q listening "$OUT/server-$1-$2.log" 2>/dev/null && break; sleep 0.1; done
+  wait_up "$OUT/server-$1-$2.log" "grpc-bench-server --mode $1 (callgrind)" 30
   timeout $(($2 + 60)) "$bin/grpc-load" --target "http://127.0.0.1:$port" --concurrency 4 \
     --duration "$2" --rate "$RATE" >"$OUT/load-$1-$2.txt" 2>&1
   kill -INT "$srv"

@@ -81,16 +81,8 @@ load() {
   forget "$lpid"
 }
 
-upstream_args=()
-if [ -n "$UPSTREAM" ]; then
-  up_port=$(free_port)
-  taskset -c 1 "$bin/grpc-bench-server" --mode bare --port "$up_port" --workers 1 >"$OUT/upstream.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do grep -q listening "$OUT/upstream.log" 2>/dev/null && break; sleep 0.05; done
-  grep -q listening "$OUT/upstream.log" || { echo "the upstream did not start:"; cat "$OUT/upstream.log"; exit 1; }
-  upstream_args=(--upstream "http://127.0.0.1:$up_port")
-  echo "upstream: bare grpc-bench-server on 127.0.0.1:$up_port (CPU 1); Unary is forwarded to it"
-fi
+start_grpc_upstream
+[ -z "$UPSTREAM" ] || echo "upstream: bare grpc-bench-server (CPU 1), ${upstream_args[1]}; Unary is forwarded to it"
 
 results="$OUT/results.tsv"
 printf "round\tmode\trps\tp50_us\tp99_us\terrors\trss_kb\tcpu_us_per_call\tcpu_util\n" >"$results"
@@ -102,16 +94,7 @@ for round in $(seq "$ROUNDS"); do
       ${upstream_args[@]+"${upstream_args[@]}"} >"$log" 2>&1 &
     spid=$!
     pids+=("$spid")
-    for _ in $(seq 100); do
-      grep -q listening "$log" 2>/dev/null && break
-      kill -0 "$spid" 2>/dev/null || break
-      sleep 0.05
-    done
-    if ! grep -q listening "$log" 2>/dev/null; then
-      echo "grpc-bench-server --mode $mode did not start:"
-      cat "$log"
-      exit 1
-    fi
+    wait_up "$log" "grpc-bench-server --mode $mode"
     url="http://127.0.0.1:$port"
     load "$WARMUP" "$OUT/warmup-$round-$mode.txt" "$url"
     t0=$(date +%s.%N)

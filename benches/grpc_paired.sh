@@ -43,24 +43,9 @@ echo "sink: OTLP/HTTP 127.0.0.1:$http_port, UDP 127.0.0.1:$udp_port"
 hz=$(getconf CLK_TCK)
 limit=$((DURATION + 30))
 
-# A server that must be up before the load starts.   wait_up LOG NAME
-wait_up() {
-  for _ in $(seq 100); do grep -q listening "$1" 2>/dev/null && return; sleep 0.05; done
-  echo "$2 did not start:"
-  cat "$1"
-  exit 1
-}
-
+start_grpc_upstream
 path="grpc server"
-upstream_args=()
-if [ -n "$UPSTREAM" ]; then
-  up_port=$(free_port)
-  taskset -c 1 "$bin/grpc-bench-server" --mode bare --port "$up_port" --workers 1 >"$OUT/upstream.log" 2>&1 &
-  pids+=($!)
-  wait_up "$OUT/upstream.log" upstream
-  upstream_args=(--upstream "http://127.0.0.1:$up_port")
-  path="grpc server + client"
-fi
+[ -z "$UPSTREAM" ] || path="grpc server + client"
 
 # A measured server on CPU 0 in its own session.   measured MODE PORT LOG -> pid
 measured() {

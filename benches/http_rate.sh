@@ -61,22 +61,12 @@ start() {
   taskset -c 0 "$bin/http-bench-server" --mode "$1" --port "$port" --workers 1 >"$2" 2>&1 &
   spid=$!
   pids+=("$spid")
-  for _ in $(seq 100); do
-    grep -q listening "$2" 2>/dev/null && break
-    kill -0 "$spid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if ! grep -q listening "$2" 2>/dev/null; then
-    echo "http-bench-server --mode $1 did not start:"
-    cat "$2"
-    exit 1
-  fi
+  wait_up "$2" "http-bench-server --mode $1"
   url="http://127.0.0.1:$port$URL_PATH"
 }
 
 stop_server() {
-  kill "$spid" 2>/dev/null || true
-  wait "$spid" 2>/dev/null || true
+  stop "$spid"
   forget "$spid"
 }
 
